@@ -1,0 +1,61 @@
+"""`python -m cnnkit list [--family F]` and `python -m cnnkit summary NAME`."""
+
+import argparse
+import sys
+
+
+def _list(family):
+    import cnnkit
+
+    rows = [("name", "family", "year", "input", "min", "reference params", "paper")]
+    for name in cnnkit.list_models(family):
+        info = cnnkit.model_info(name)
+        ref = f"{info.params:,}" if info.params is not None else "-"
+        rows.append((name, info.family, str(info.year), "x".join(map(str, info.input_shape)),
+                     str(info.min_size), ref, info.paper))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [c.rjust(w) if i == 5 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        print("  ".join(cells + [row[-1]]))
+    print(f"{len(rows) - 1} models")
+
+
+def _summary(name):
+    import cnnkit
+    from cnnkit.analysis import count_params
+
+    info = cnnkit.model_info(name)
+    model = cnnkit.build(name)
+    model.summary()
+    count = count_params(model)
+    print(f"{name}: {count:,} trainable parameters at input {info.input_shape}, "
+          f"{info.classes} classes")
+    if info.params is None:
+        print("reference: none recorded")
+    else:
+        verdict = "equal" if count == info.params else f"DIFFERENT by {count - info.params:+,}"
+        print(f"reference: {info.params:,} ({info.params_source}): {verdict}")
+    print(f"paper: {info.citation}")
+    return 0 if info.params in (None, count) else 1
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m cnnkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_list = sub.add_parser("list", help="print the registry")
+    p_list.add_argument("--family", default=None)
+    p_sum = sub.add_parser("summary", help="print a model's summary and its parameter count")
+    p_sum.add_argument("name")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            _list(args.family)
+            return 0
+        return _summary(args.name)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Datasets for the lessons: tensorflow-datasets online, real packaged data offline, never a hang.
+
+`load("mnist")` tries, in order:
+1. the dataset already prepared on this machine (tensorflow-datasets with download=False);
+2. a download, but only after a reachability check of a few seconds: without a network
+   `tfds.load` retries for minutes before it gives up;
+3. an offline stand-in made of real data that ships inside an installed package, announced with
+   one printed line that says what was used instead and why.
+`CNNKIT_OFFLINE=1` skips straight to 3. TensorFlow is imported here and nowhere else in the kit.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import socket
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ImageData", "load", "offline_forced", "network_reachable", "FALLBACKS"]
+
+OFFLINE_VAR = "CNNKIT_OFFLINE"
+# tensorflow-datasets downloads and mirrors its data through Google Cloud Storage.
+PROBE_HOST, PROBE_PORT = "storage.googleapis.com", 443
+
+
+def offline_forced() -> bool:
+    """Whether CNNKIT_OFFLINE asks for the offline data."""
+    return os.environ.get(OFFLINE_VAR, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def network_reachable(host: str = PROBE_HOST, port: int = PROBE_PORT, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to host:port opens within `timeout` seconds (DNS included)."""
+
+    def connect():
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+
+    # A thread bounds the DNS lookup too, which socket timeouts do not cover.
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(connect).result(timeout=timeout + 0.5)
+    except (OSError, concurrent.futures.TimeoutError):
+        return False
+    finally:
+        pool.shutdown(wait=False)
+
+
+@dataclass
+class ImageData:
+    """A classification dataset as unbatched tf.data pipelines of (image, label).
+
+    Images are float32 in [0, 1], shape (height, width, channels); labels are int32.
+    """
+
+    name: str
+    source: str  # where the examples came from
+    train: object  # tf.data.Dataset
+    test: object  # tf.data.Dataset
+    n_train: int
+    n_test: int
+    class_names: list
+    image_shape: tuple
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def offline(self) -> bool:
+        return not self.source.startswith("tensorflow-datasets")
+
+    def batches(self, split="train", batch_size=32, shuffle=None, drop_remainder=False, seed=0,
+                augment=None):
+        """Cached, shuffled (training split by default), batched and prefetched pipeline.
+
+        `augment`, a Keras layer such as RandomTranslation, is applied to every batch in
+        training mode, so each epoch sees freshly transformed images.
+        """
+        import tensorflow as tf
+
+        ds, n = self._split(split)
+        ds = ds.cache()
+        if shuffle if shuffle is not None else split == "train":
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        if augment is not None:
+            ds = ds.map(lambda x, y: (augment(x, training=True), y),
+                        num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+    def numpy(self, split="train"):
+        """The whole split as NumPy arrays (x, y), for any Keras backend."""
+        ds, n = self._split(split)
+        x, y = next(iter(ds.batch(max(n, 1)).as_numpy_iterator()))
+        return x, y
+
+    def _split(self, split):
+        if split == "train":
+            return self.train, self.n_train
+        if split == "test":
+            return self.test, self.n_test
+        raise ValueError(f"split must be 'train' or 'test'; got {split!r}.")
+
+
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    from skimage.transform import resize
+
+    n, _, _, c = images.shape
+    return resize(images, (n, size, size, c), order=1, anti_aliasing=False,
+                  preserve_range=True).astype("float32")
+
+
+def _digits(image_size):
+    """scikit-learn's 1,797 handwritten digits (8x8, 0-16), white on black like MNIST."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = digits.images[..., None].astype("float32") / 16.0
+    # Stratified and seeded, so every run and every machine sees the same 1,437 / 360 split.
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, digits.target.astype("int32"), test_size=360, stratify=digits.target,
+        random_state=0)
+    size = image_size or 28
+    description = (f"scikit-learn's 1,797 handwritten digits (8x8 scans by 43 writers), "
+                   f"resized to {size}x{size}")
+    return (_resize(x_train, size), y_train, _resize(x_test, size), y_test,
+            [str(d) for d in range(10)], description)
+
+
+# What stands in for a dataset when tensorflow-datasets cannot provide it.
+FALLBACKS = {"mnist": _digits}
+
+
+def _tfds_pipelines(name, data_dir, download):
+    import tensorflow_datasets as tfds
+
+    (train, test), info = tfds.load(name, split=["train", "test"], as_supervised=True,
+                                    with_info=True, data_dir=data_dir, download=download)
+    return train, test, info
+
+
+def _from_tfds(name, data_dir):
+    """(train, test, info, how) from tensorflow-datasets, or raise _Unavailable with the reason."""
+    from absl import logging as absl_logging
+
+    verbosity = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)  # its "no dataset_info.json" warnings
+    try:
+        try:
+            return (*_tfds_pipelines(name, data_dir, download=False), "prepared on this machine")
+        except AssertionError:
+            pass  # not prepared yet: a download is needed
+        if not network_reachable():
+            raise _Unavailable(f"no network: {PROBE_HOST} unreachable, and {name} is not "
+                               "prepared on this machine")
+        try:
+            return (*_tfds_pipelines(name, data_dir, download=True), "downloaded")
+        except Exception as err:  # any failed download falls back, with its reason shown
+            raise _Unavailable(f"the download failed: {type(err).__name__}: {err}") from err
+    finally:
+        absl_logging.set_verbosity(verbosity)
+
+
+class _Unavailable(Exception):
+    pass
+
+
+def _prepare(image, label, image_size, channels):
+    import tensorflow as tf
+
+    image = tf.image.convert_image_dtype(image, tf.float32)
+    if channels is not None and image.shape[-1] != channels:
+        image = (tf.image.rgb_to_grayscale(image) if channels == 1
+                 else tf.image.grayscale_to_rgb(image))
+    if image_size is not None:
+        image = tf.image.resize(image, (image_size, image_size))
+    return image, tf.cast(label, tf.int32)
+
+
+def load(name="mnist", *, image_size=None, channels=None, train_size=None, test_size=None,
+         data_dir=None, verbose=True) -> ImageData:
+    """Load a classification dataset, falling back to packaged real data when offline.
+
+    image_size resizes to a square (None keeps the native size); channels converts to 1 or 3;
+    train_size and test_size keep at most that many examples (a profile's budgets).
+    """
+    import tensorflow as tf
+
+    if name not in FALLBACKS and offline_forced():
+        raise ValueError(f"{name} has no offline stand-in yet; unset {OFFLINE_VAR} to download "
+                         f"it. Offline stand-ins exist for: {', '.join(FALLBACKS)}.")
+    reason = f"{OFFLINE_VAR}=1" if offline_forced() else None
+    if reason is None:
+        try:
+            train, test, info, how = _from_tfds(name, data_dir)
+        except _Unavailable as err:
+            if name not in FALLBACKS:
+                raise RuntimeError(f"{name} could not be loaded: {err}") from err
+            reason = str(err)
+    if reason is None:
+        n_train, n_test = int(train.cardinality()), int(test.cardinality())
+        n_train, n_test = min(n_train, train_size or n_train), min(n_test, test_size or n_test)
+        prep = lambda img, lab: _prepare(img, lab, image_size, channels)  # noqa: E731
+        train = train.take(n_train).map(prep, num_parallel_calls=tf.data.AUTOTUNE)
+        test = test.take(n_test).map(prep, num_parallel_calls=tf.data.AUTOTUNE)
+        source = f"tensorflow-datasets {name} ({how})"
+        class_names = list(info.features["label"].names)
+        image_shape = tuple(train.element_spec[0].shape)
+        if verbose:
+            print(f"cnnkit.data: {name} from tensorflow-datasets ({how}): "
+                  f"{n_train:,} train / {n_test:,} test examples.")
+    else:
+        x_train, y_train, x_test, y_test, class_names, description = FALLBACKS[name](image_size)
+        if channels == 3:
+            x_train, x_test = (np.repeat(a, 3, axis=-1) for a in (x_train, x_test))
+        x_train, y_train = x_train[:train_size], y_train[:train_size]
+        x_test, y_test = x_test[:test_size], y_test[:test_size]
+        n_train, n_test = len(x_train), len(x_test)
+        train = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+        test = tf.data.Dataset.from_tensor_slices((x_test, y_test))
+        source = f"offline stand-in: {description}"
+        image_shape = x_train.shape[1:]
+        if verbose:
+            print(f"cnnkit.data: OFFLINE, {name} unavailable ({reason}); using {description}, "
+                  f"{n_train:,} train / {n_test:,} test examples.")
+    return ImageData(name=name, source=source, train=train, test=test, n_train=n_train,
+                     n_test=n_test, class_names=class_names, image_shape=tuple(image_shape))

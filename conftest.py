@@ -1,0 +1,31 @@
+"""Shared pytest set-up for the unit tests and for the notebooks that nbval runs.
+
+- Tests run in the smoke profile unless CNNKIT_PROFILE says otherwise.
+- TensorFlow writes timestamped C++ log lines to stderr (absl prints some before any Python
+  setting can hide them). They are not part of a lesson, so stderr never takes part in nbval's
+  output comparison; the notebooks also store no stderr (tools/refresh_notebooks.py drops it).
+"""
+
+import os
+
+os.environ.setdefault("CNNKIT_PROFILE", "smoke")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+try:
+    from nbval.plugin import IPyNbCell
+except ImportError:  # nbval is only needed to run the notebooks
+    IPyNbCell = None
+
+
+def _without_stderr(outputs):
+    return [o for o in outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+
+
+if IPyNbCell is not None:
+    _compare_outputs = IPyNbCell.compare_outputs
+
+    def _compare_outputs_without_stderr(self, test, ref, skip_compare=None):
+        return _compare_outputs(self, _without_stderr(test), _without_stderr(ref), skip_compare)
+
+    IPyNbCell.compare_outputs = _compare_outputs_without_stderr

@@ -1,0 +1,138 @@
+"""Data: tensorflow-datasets online, the announced offline stand-in, and no hang in between."""
+
+import socket
+import time
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from cnnkit import data
+
+OFFLINE_LINE = "cnnkit.data: OFFLINE, mnist unavailable"
+
+
+def test_forced_offline_uses_the_packaged_digits_and_says_so(monkeypatch, capsys):
+    monkeypatch.setenv("CNNKIT_OFFLINE", "1")
+    d = data.load("mnist", image_size=32)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"{OFFLINE_LINE} (CNNKIT_OFFLINE=1); using scikit-learn's 1,797 "
+                               "handwritten digits")
+    assert lines[0].endswith("1,437 train / 360 test examples.")
+    assert d.offline and (d.n_train, d.n_test) == (1437, 360)
+    x, y = d.numpy("train")
+    assert x.shape == (1437, 32, 32, 1) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0 and x.max() > 0.9
+    assert y.dtype == np.int32 and set(np.unique(y)) == set(range(10))
+    assert d.class_names == [str(i) for i in range(10)] and d.image_shape == (32, 32, 1)
+
+
+def test_offline_split_is_stratified_and_the_same_every_time(monkeypatch):
+    monkeypatch.setenv("CNNKIT_OFFLINE", "1")
+    a = data.load("mnist", verbose=False)
+    b = data.load("mnist", verbose=False)
+    ya, yb = a.numpy("test")[1], b.numpy("test")[1]
+    np.testing.assert_array_equal(ya, yb)
+    assert sorted(np.bincount(ya)) == [35, 35, 36, 36, 36, 36, 36, 36, 37, 37]
+    assert a.image_shape == (28, 28, 1)  # MNIST's own size unless asked otherwise
+
+
+def test_profile_sizes_and_channels_apply_offline(monkeypatch):
+    monkeypatch.setenv("CNNKIT_OFFLINE", "1")
+    d = data.load("mnist", image_size=16, channels=3, train_size=100, test_size=50, verbose=False)
+    assert (d.n_train, d.n_test) == (100, 50)
+    x, _ = d.numpy("test")
+    assert x.shape == (50, 16, 16, 3)
+    np.testing.assert_array_equal(x[..., 0], x[..., 2])
+
+
+def test_no_network_falls_back_within_seconds(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
+    monkeypatch.setattr(data, "network_reachable", lambda: False)
+    start = time.perf_counter()
+    d = data.load("mnist", data_dir=str(tmp_path))
+    assert time.perf_counter() - start < 10
+    out = capsys.readouterr().out
+    assert f"{OFFLINE_LINE} (no network: storage.googleapis.com unreachable, and mnist is " \
+           "not prepared on this machine)" in out
+    assert d.offline
+
+
+def test_failed_download_falls_back_with_its_reason(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
+    monkeypatch.setattr(data, "network_reachable", lambda: True)
+
+    def fake_load(name, split, as_supervised, with_info, data_dir, download):
+        if not download:
+            raise AssertionError("not prepared")
+        raise ConnectionError("connection reset")
+
+    monkeypatch.setattr(tfds, "load", fake_load)
+    d = data.load("mnist", data_dir=str(tmp_path))
+    assert "(the download failed: ConnectionError: connection reset)" in capsys.readouterr().out
+    assert d.offline
+
+
+def test_online_path_reads_tensorflow_datasets(monkeypatch, capsys):
+    monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
+    with tfds.testing.mock_data(num_examples=40):
+        d = data.load("mnist", image_size=32, train_size=30)
+        x, y = d.numpy("train")
+        xt, _ = d.numpy("test")
+    out = capsys.readouterr().out
+    assert out == ("cnnkit.data: mnist from tensorflow-datasets (prepared on this machine): "
+                   "30 train / 40 test examples.\n")
+    assert not d.offline and d.source.startswith("tensorflow-datasets mnist")
+    assert x.shape == (30, 32, 32, 1) and xt.shape == (40, 32, 32, 1)
+    assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+    assert y.dtype == np.int32 and d.num_classes == 10
+
+
+def test_batches_cover_the_split_with_a_partial_last_batch(monkeypatch):
+    monkeypatch.setenv("CNNKIT_OFFLINE", "1")
+    d = data.load("mnist", train_size=100, verbose=False)
+    sizes = [len(x) for x, _ in d.batches("train", batch_size=32)]
+    assert sizes == [32, 32, 32, 4]
+    assert [len(x) for x, _ in d.batches("train", 32, drop_remainder=True)] == [32, 32, 32]
+    pipeline = d.batches("train", 32)
+    first = [next(iter(pipeline))[1].numpy() for _ in range(2)]
+    assert not np.array_equal(first[0], first[1])  # reshuffled every epoch
+    test_labels = np.concatenate([y.numpy() for _, y in d.batches("test", 64)])
+    np.testing.assert_array_equal(test_labels, d.numpy("test")[1])  # test split not shuffled
+
+
+def test_a_dataset_without_stand_in_is_refused_offline(monkeypatch):
+    monkeypatch.setenv("CNNKIT_OFFLINE", "1")
+    with pytest.raises(ValueError, match="cifar100 has no offline stand-in yet"):
+        data.load("cifar100")
+
+
+def test_reachability_check_is_bounded():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    server.close()  # nothing listens there now: refused at once
+    start = time.perf_counter()
+    assert data.network_reachable("127.0.0.1", port, timeout=1.0) is False
+    assert time.perf_counter() - start < 2.0
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    try:
+        assert data.network_reachable("127.0.0.1", listener.getsockname()[1], timeout=1.0)
+    finally:
+        listener.close()
+
+
+def test_augmentation_is_applied_to_training_batches(monkeypatch):
+    import keras
+
+    monkeypatch.setenv("CNNKIT_OFFLINE", "1")
+    d = data.load("mnist", train_size=64, verbose=False)
+    flip = keras.layers.RandomFlip("horizontal_and_vertical", seed=0)
+    plain = next(iter(d.batches("train", 64, shuffle=False)))[0].numpy()
+    flipped = next(iter(d.batches("train", 64, shuffle=False, augment=flip)))[0].numpy()
+    assert plain.shape == flipped.shape and not np.allclose(plain, flipped)
+    # Flips move pixels, they do not change them: each image keeps its sum of intensities.
+    np.testing.assert_allclose(plain.sum(axis=(1, 2, 3)), flipped.sum(axis=(1, 2, 3)), rtol=1e-5)

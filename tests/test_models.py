@@ -1,0 +1,154 @@
+"""The model test pattern, run for every registered model.
+
+Each architecture that registers itself is checked here without a line of new test code:
+exact trainable parameters against tests/reference.py, forward shapes, a training step that
+moves every weight, headless pooling, the .keras round trip in safe mode, weights from a file,
+and a ValueError for each kind of bad argument. All but the parameter count run at the model's
+minimum input size to keep the suite fast.
+"""
+
+import numpy as np
+import pytest
+
+import cnnkit
+import keras
+from cnnkit.analysis import count_params
+
+from reference import REFERENCE_PARAMS
+
+MODELS = cnnkit.list_models()
+CLASSES = 3  # not the default, so the `classes` argument is exercised
+
+
+def small_shape(name):
+    info = cnnkit.model_info(name)
+    return (info.min_size, info.min_size, info.input_shape[2])
+
+
+def batch(name, n=2, seed=0):
+    return np.random.default_rng(seed).random((n, *small_shape(name)), dtype=np.float32)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_has_an_independent_reference(name):
+    assert name in REFERENCE_PARAMS, f"add {name}'s reference count to tests/reference.py"
+    assert cnnkit.model_info(name).params == REFERENCE_PARAMS[name][0]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_trainable_parameters_equal_the_reference(name):
+    model = cnnkit.build(name)
+    assert model.input_shape[1:] == cnnkit.model_info(name).input_shape
+    assert count_params(model) == REFERENCE_PARAMS[name][0]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_forward_pass_gives_one_probability_vector_per_image(name):
+    model = cnnkit.build(name, input_shape=small_shape(name), classes=CLASSES)
+    out = np.asarray(model(batch(name, n=4)))
+    assert out.shape == (4, CLASSES)
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_one_training_step_changes_every_trainable_weight(name):
+    keras.utils.set_random_seed(0)
+    model = cnnkit.build(name, input_shape=small_shape(name), classes=CLASSES)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    before = [np.array(w) for w in model.trainable_weights]
+    loss = model.train_on_batch(batch(name, n=4), np.array([0, 1, 2, 1]))
+    assert np.isfinite(loss)
+    unchanged = [w.path for w, b in zip(model.trainable_weights, before)
+                 if np.array_equal(np.array(w), b)]
+    assert unchanged == []
+    assert int(model.optimizer.iterations) == 1
+
+
+@pytest.mark.parametrize("pooling, rank", [("avg", 2), ("max", 2), (None, 4)])
+@pytest.mark.parametrize("name", MODELS)
+def test_headless_model_pools_its_last_feature_maps(name, pooling, rank):
+    model = cnnkit.build(name, include_top=False, pooling=pooling, input_shape=small_shape(name))
+    maps = cnnkit.build(name, include_top=False, input_shape=small_shape(name)).output.shape
+    out = np.asarray(model(batch(name)))
+    assert out.ndim == rank
+    assert out.shape[-1] == maps[-1]
+    if pooling is None:
+        assert out.shape[1:] == tuple(maps[1:])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_headless_model_accepts_any_size_with_global_pooling(name):
+    channels = cnnkit.model_info(name).input_shape[2]
+    model = cnnkit.build(name, include_top=False, pooling="avg", input_shape=(None, None, channels))
+    size = cnnkit.model_info(name).min_size
+    a = np.asarray(model(np.zeros((1, size, size, channels), "float32")))
+    b = np.asarray(model(np.zeros((1, 2 * size, size + 3, channels), "float32")))
+    assert a.shape == b.shape
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_keras_file_round_trip_in_safe_mode_gives_identical_outputs(name, tmp_path):
+    model = cnnkit.build(name, input_shape=small_shape(name), classes=CLASSES)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    x = batch(name, seed=1)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_weights_argument_loads_a_weights_file(name, tmp_path):
+    keras.utils.set_random_seed(1)
+    model = cnnkit.build(name, input_shape=small_shape(name), classes=CLASSES)
+    path = tmp_path / f"{name}.weights.h5"
+    model.save_weights(path)
+    keras.utils.set_random_seed(2)
+    again = cnnkit.build(name, input_shape=small_shape(name), classes=CLASSES, weights=str(path))
+    x = batch(name, seed=3)
+    np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(model(x)))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_input_tensor_is_used_as_the_models_input(name):
+    image = keras.Input(shape=small_shape(name), name="my_image")
+    model = cnnkit.build(name, input_tensor=image, classes=CLASSES)
+    assert model.inputs[0] is image
+
+
+def bad_arguments(name):
+    info = cnnkit.model_info(name)
+    h, w, c = info.input_shape
+    cases = [
+        (dict(pooling="sum", include_top=False), "pooling must be None, 'avg' or 'max'"),
+        (dict(classes=0), "classes must be a whole number >= 1"),
+        (dict(classes=2.5), "classes must be a whole number >= 1"),
+        (dict(input_shape=(info.min_size - 1, info.min_size - 1, c)),
+         f"at least {info.min_size}x{info.min_size}"),
+        (dict(input_shape=(h, w)), "(height, width, channels)"),
+        (dict(input_shape=(h, w, None)), "number of channels must be known"),
+        (dict(input_shape=(h, w, c), input_tensor=keras.Input((h + 1, w, c))), "does not match"),
+        (dict(input_tensor=np.zeros((1, h, w, c))), "must be a Keras tensor"),
+        (dict(weights="no/such/file.weights.h5"), "No weights file at"),
+        (dict(weights=42), "weights must be None, 'imagenet' or the path"),
+        (dict(classifier_activation="sofmax"), "Unknown classifier_activation 'sofmax'"),
+        (dict(clases=10), "Did you mean 'classes'"),
+        (dict(include_top="yes"), "include_top must be True or False"),
+    ]
+    if info.fixed_size_top:
+        cases.append((dict(input_shape=(None, None, c)), "needs a fixed input size"))
+    if not info.imagenet:
+        cases.append((dict(weights="imagenet"), f"No ImageNet weights exist for {name}"))
+    else:
+        cases.append((dict(weights="imagenet", classes=10), "needs classes=1000"))
+    return [pytest.param(name, kwargs, message, id=f"{name}-{'-'.join(kwargs)}")
+            for kwargs, message in cases]
+
+
+@pytest.mark.parametrize("name, kwargs, message",
+                         [case for name in MODELS for case in bad_arguments(name)])
+def test_bad_argument_raises_a_value_error_that_says_what_to_do(name, kwargs, message):
+    with pytest.raises(ValueError) as raised:
+        cnnkit.build(name, **kwargs)
+    assert message in str(raised.value)
