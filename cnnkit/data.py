@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -144,10 +145,9 @@ def _tfds_pipelines(name, data_dir, download):
 
 def _from_tfds(name, data_dir):
     """(train, test, info, how) from tensorflow-datasets, or raise _Unavailable with the reason."""
-    from absl import logging as absl_logging
-
-    verbosity = absl_logging.get_verbosity()
-    absl_logging.set_verbosity(absl_logging.ERROR)  # its "no dataset_info.json" warnings
+    absl_logger = logging.getLogger("absl")  # tensorflow-datasets logs through absl
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)  # hide its "no dataset_info.json" warnings
     try:
         try:
             return (*_tfds_pipelines(name, data_dir, download=False), "prepared on this machine")
@@ -161,7 +161,7 @@ def _from_tfds(name, data_dir):
         except Exception as err:  # any failed download falls back, with its reason shown
             raise _Unavailable(f"the download failed: {type(err).__name__}: {err}") from err
     finally:
-        absl_logging.set_verbosity(verbosity)
+        absl_logger.setLevel(level)
 
 
 class _Unavailable(Exception):

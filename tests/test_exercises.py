@@ -1,0 +1,90 @@
+"""Exercises come from solutions/ and fail until the learner writes the answer.
+
+Every solution passing its graders is checked by nbval itself: it runs solutions/ and a grader
+that fails raises, which fails that notebook's test.
+"""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from cnnkit.exercises import generate, make_exercise
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+
+
+def test_every_lesson_with_a_solution_has_its_exercise_and_nothing_else():
+    assert SOLUTIONS, "no solutions found"
+    assert sorted(p.name for p in (ROOT / "exercises").glob("*.ipynb")) == [
+        p.name for p in SOLUTIONS]
+
+
+def test_exercises_equal_what_the_generator_writes_now():
+    stale = generate(ROOT / "solutions", ROOT / "exercises", check=True)
+    assert stale == [], "run `python -m cnnkit.exercises` and commit exercises/"
+
+
+def grader_cells(nb):
+    return [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_solutions_carry_nbgrader_metadata(path):
+    nb = nbformat.read(path, as_version=4)
+    solution = [c for c in nb.cells if "### BEGIN SOLUTION" in c.source]
+    assert solution, "a solution notebook needs at least one answer"
+    assert all(c.metadata["nbgrader"]["solution"] for c in solution)
+    graders = grader_cells(nb)
+    assert graders and all("grading.check_" in c.source for c in graders)
+    assert all(c.metadata["nbgrader"]["locked"] for c in graders)
+    ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
+    assert len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_untouched_exercise_fails_every_grader(path):
+    nb = nbformat.read(ROOT / "exercises" / path.name, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(ROOT / "exercises")}}).execute()
+    for cell in grader_cells(nb):
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        printed = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+        assert [e.ename for e in errors] == ["GradeFailure"], cell.source
+        assert "❌ FAIL" in printed and "not implemented yet" in printed, cell.source
+
+
+def code_nb(*sources, markdown=()):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(m) for m in markdown] + [
+        nbformat.v4.new_code_cell(s) for s in sources]
+    return nb
+
+
+def test_solution_block_becomes_not_implemented_at_its_own_indentation():
+    nb = code_nb("def f(x):\n    y = 2\n    ### BEGIN SOLUTION\n    return x * y\n"
+                 "    ### END SOLUTION\n\nprint(f)")
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="old")]
+    nb.cells[0].execution_count = 3
+    cell = make_exercise(nb).cells[0]
+    assert cell.source == ("def f(x):\n    y = 2\n    # YOUR CODE HERE\n"
+                           "    raise NotImplementedError()\n\nprint(f)")
+    assert cell.outputs == [] and cell.execution_count is None
+    assert "return x * y" in nb.cells[0].source  # the solution itself is left untouched
+
+
+def test_several_blocks_and_markdown_answers():
+    nb = code_nb("### BEGIN SOLUTION\na = 1\n### END SOLUTION\nb = 2\n"
+                 "### BEGIN SOLUTION\nc = 3\n### END SOLUTION",
+                 markdown=["Why?\n\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"])
+    exercise = make_exercise(nb)
+    assert exercise.cells[0].source == "Why?\n\nYOUR ANSWER HERE"
+    assert exercise.cells[1].source.count("raise NotImplementedError()") == 2
+    assert "b = 2" in exercise.cells[1].source and "a = 1" not in exercise.cells[1].source
+
+
+def test_unclosed_block_is_an_error():
+    with pytest.raises(ValueError, match="without '### END SOLUTION'"):
+        make_exercise(code_nb("### BEGIN SOLUTION\nx = 1"))

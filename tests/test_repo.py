@@ -1,0 +1,124 @@
+"""The repository keeps its promises: README commands, lesson layout, notebook hygiene, declared
+dependencies."""
+
+import ast
+import json
+import re
+import sys
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+ALL_NOTEBOOKS = NOTEBOOKS + sorted((ROOT / "solutions").glob("*.ipynb")) + sorted(
+    (ROOT / "exercises").glob("*.ipynb"))
+# Lesson numbers and names fixed by the course outline (COURSE.md in the steering folder).
+COURSE = ["00_start_here", "01_epochs_iterations", "02_building_blocks", "03_optimizers",
+          "04_transfer_learning", "05_data_augmentation", "06_classic_cnns", "07_inception",
+          "08_resnet", "09_dense_connections", "10_channel_attention", "11_efficient_design",
+          "12_reparameterization", "13_segmentation", "14_detection_blocks"]
+
+
+def readme_commands():
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```(?:bash|sh)\n(.*?)\n```", text, re.DOTALL)
+
+
+def test_readme_opens_with_the_course_command_and_the_test_command():
+    text = (ROOT / "README.md").read_text()
+    first_blocks = readme_commands()[:2]
+    course, tests = first_blocks
+    assert text.index("```") < text.index("\n## "), "the commands come before any section"
+    assert "pip install -e \".[lab]\"" in course and "jupyter lab notebooks/" in course
+    assert "pip install -e \".[test]\"" in tests and "pytest" in tests
+    for command in first_blocks:
+        assert command.startswith("python3 -m venv .venv && ") and "\n" not in command
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "CNNKIT_PROFILE=smoke" in ci and "README.md" in ci
+    assert "rm -rf .venv" in ci  # a fresh environment every run
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_lessons_keep_the_course_numbers(path):
+    assert path.stem in COURSE
+
+
+def cells(path):
+    return json.loads(path.read_text())["cells"]
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_notebook_starts_with_badge_and_setup_cell(path):
+    first_md = next(c for c in cells(path) if c["cell_type"] == "markdown")
+    # A solution's badge opens its exercise: the exercise is the copy learners should start from.
+    folder = "notebooks" if path.parent.name == "notebooks" else "exercises"
+    badge = (f"https://colab.research.google.com/github/cnnkit-course/cnnkit/blob/main/"
+             f"{folder}/{path.name}")
+    assert badge in source(first_md)
+    setup = source(next(c for c in cells(path) if c["cell_type"] == "code"))
+    assert 'if "google.colab" in sys.modules:' in setup
+    assert 'keep = [f"{pkg}=={version(pkg)}" for pkg in ("tensorflow", "keras")]' in setup
+    assert "P = cnnkit.profile()" in setup and "print(P)" in setup
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_notebook_stores_only_checked_outputs_and_no_stderr(path):
+    assert path.stat().st_size < 1_000_000
+    for cell in cells(path):
+        if cell["cell_type"] != "code":
+            continue
+        outputs = cell.get("outputs", [])
+        if "# NBVAL_CHECK_OUTPUT" not in source(cell):
+            assert outputs == [], f"stored output in an unchecked cell: {source(cell)[:60]}"
+        assert all(o.get("name") != "stderr" and o["output_type"] != "error" for o in outputs)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + sorted((ROOT / "solutions").glob("*.ipynb")),
+                         ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_notebook_has_assert_checks(path):
+    assert any("assert " in source(c) for c in cells(path) if c["cell_type"] == "code")
+
+
+def imported_modules(code):
+    tree = ast.parse(code)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            yield node.module.split(".")[0]
+
+
+def declared_distributions():
+    text = (ROOT / "pyproject.toml").read_text()
+    names = re.findall(r'^\s*"([A-Za-z0-9_.\-]+)\s*[<>=!~;\[]', text, re.MULTILINE)
+    return {n.lower().replace("_", "-") for n in names}
+
+
+def test_everything_the_kit_and_its_tests_import_is_declared_in_pyproject():
+    sources = [p.read_text() for p in (ROOT / "cnnkit").rglob("*.py")]
+    sources += [p.read_text() for p in (ROOT / "tests").glob("*.py")]
+    sources += [(ROOT / "conftest.py").read_text()]
+    for path in ALL_NOTEBOOKS:
+        sources += ["\n".join(line for line in source(c).splitlines() if not line.startswith("%"))
+                    for c in cells(path) if c["cell_type"] == "code"]
+    modules = {m for code in sources for m in imported_modules(code)}
+    local = {"cnnkit", "reference", "conftest"}
+    # Imported only when that Keras backend is the active one; TensorFlow is the default.
+    optional_backends = {"jax", "torch"}
+    owners = packages_distributions()
+    declared = declared_distributions()
+    missing = {}
+    for module in sorted(modules - local - optional_backends - set(sys.stdlib_module_names)):
+        dists = {d.lower().replace("_", "-") for d in owners.get(module, [module])}
+        if not dists & declared:
+            missing[module] = sorted(dists)
+    assert missing == {}, f"imported but not declared in pyproject.toml: {missing}"
