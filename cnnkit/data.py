@@ -11,15 +11,16 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
 import socket
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ImageData", "load", "offline_forced", "network_reachable", "FALLBACKS"]
+__all__ = ["ImageData", "load", "array_batches", "offline_forced", "network_reachable",
+           "FALLBACKS"]
 
 OFFLINE_VAR = "CNNKIT_OFFLINE"
 # tensorflow-datasets downloads and mirrors its data through Google Cloud Storage.
@@ -34,18 +35,21 @@ def offline_forced() -> bool:
 def network_reachable(host: str = PROBE_HOST, port: int = PROBE_PORT, timeout: float = 3.0) -> bool:
     """Whether a TCP connection to host:port opens within `timeout` seconds (DNS included)."""
 
-    def connect():
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
+    answer = []
 
-    # A thread bounds the DNS lookup too, which socket timeouts do not cover.
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        return pool.submit(connect).result(timeout=timeout + 0.5)
-    except (OSError, concurrent.futures.TimeoutError):
-        return False
-    finally:
-        pool.shutdown(wait=False)
+    def connect():
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                answer.append(True)
+        except Exception:  # noqa: BLE001  (any failure means: not reachable)
+            pass
+
+    # A daemon thread bounds the DNS lookup too, which socket timeouts do not cover, and a
+    # lookup that never returns cannot hold up the interpreter's exit.
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(timeout + 0.5)
+    return bool(answer)
 
 
 @dataclass
@@ -105,6 +109,16 @@ class ImageData:
         raise ValueError(f"split must be 'train' or 'test'; got {split!r}.")
 
 
+def array_batches(x, y, batch_size=32, shuffle=False, drop_remainder=False, seed=0):
+    """A tf.data pipeline of (x, y) batches from NumPy arrays, for `model.fit`."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
 def _resize(images: np.ndarray, size: int) -> np.ndarray:
     from skimage.transform import resize
 
@@ -151,8 +165,8 @@ def _from_tfds(name, data_dir):
     try:
         try:
             return (*_tfds_pipelines(name, data_dir, download=False), "prepared on this machine")
-        except AssertionError:
-            pass  # not prepared yet: a download is needed
+        except Exception:  # noqa: BLE001  (versions differ in what "not prepared" raises)
+            pass  # no usable local copy: a download is needed
         if not network_reachable():
             raise _Unavailable(f"no network: {PROBE_HOST} unreachable, and {name} is not "
                                "prepared on this machine")
@@ -186,6 +200,8 @@ def load(name="mnist", *, image_size=None, channels=None, train_size=None, test_
 
     image_size resizes to a square (None keeps the native size); channels converts to 1 or 3;
     train_size and test_size keep at most that many examples (a profile's budgets).
+    verbose=False hides the line about an online load; the line announcing an offline
+    stand-in is always printed.
     """
     import tensorflow as tf
 
@@ -223,8 +239,8 @@ def load(name="mnist", *, image_size=None, channels=None, train_size=None, test_
         test = tf.data.Dataset.from_tensor_slices((x_test, y_test))
         source = f"offline stand-in: {description}"
         image_shape = x_train.shape[1:]
-        if verbose:
-            print(f"cnnkit.data: OFFLINE, {name} unavailable ({reason}); using {description}, "
-                  f"{n_train:,} train / {n_test:,} test examples.")
+        # Never a silent swap: this line is printed whatever `verbose` says.
+        print(f"cnnkit.data: OFFLINE, {name} unavailable ({reason}); using {description}, "
+              f"{n_train:,} train / {n_test:,} test examples.")
     return ImageData(name=name, source=source, train=train, test=test, n_train=n_train,
                      n_test=n_test, class_names=class_names, image_shape=tuple(image_shape))

@@ -39,8 +39,9 @@ def make_exercise(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The exercise notebook for one solution notebook."""
     exercise = copy.deepcopy(solution)
     for cell in exercise.cells:
-        if BEGIN in cell.source and END not in cell.source:
-            raise ValueError(f"a cell has {BEGIN!r} without {END!r}:\n{cell.source[:200]}")
+        if cell.source.count(BEGIN) != cell.source.count(END):
+            raise ValueError(f"a cell has {BEGIN!r} without {END!r}, or the reverse:\n"
+                             f"{cell.source[:200]}")
         if cell.cell_type == "code":
             cell.source = _strip_code(cell.source)
             cell.outputs = []

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 __all__ = ["GradeFailure", "check_iterations_per_epoch", "check_epochs_for_iterations",
-           "check_train_one_epoch"]
+           "check_train_for_iterations"]
 
 
 class GradeFailure(AssertionError):
@@ -106,14 +106,19 @@ class _SpyModel:
         return getattr(self._model, name)
 
 
-def check_train_one_epoch(train_one_epoch):
-    """`train_one_epoch(model, x, y, batch_size, shuffle=True, seed=0)` -> per-iteration losses."""
+def check_train_for_iterations(train_for_iterations):
+    """`train_for_iterations(model, x, y, batch_size, iterations, seed=0)` -> per-iteration losses.
+
+    Training runs for a number of iterations, as papers state it, crossing epoch boundaries: each
+    epoch is a new random order of all examples, cut into batches with a partial last one.
+    """
     import keras
 
     from cnnkit.models import lenet5
 
     def run():
-        n, batch_size = 100, 32
+        n, batch_size, iterations = 100, 32, 10
+        per_epoch = math.ceil(n / batch_size)
         rng = np.random.default_rng(3)
         x = rng.random((n, 32, 32, 1), dtype=np.float32)
         x[:, 0, 0, 0] = np.arange(n) / n  # a tag that tells which example a row is
@@ -122,32 +127,39 @@ def check_train_one_epoch(train_one_epoch):
         model.compile(optimizer=keras.optimizers.SGD(0.01),
                       loss="sparse_categorical_crossentropy")
         spy = _SpyModel(model)
-        losses = train_one_epoch(spy, x, y, batch_size, shuffle=True, seed=0)
-        want = math.ceil(n / batch_size)
-        _expect(spy.batches, "call model.train_on_batch(x_batch, y_batch) once per batch.")
+        losses = train_for_iterations(spy, x, y, batch_size, iterations, seed=0)
+        _expect(spy.batches, "call model.train_on_batch(x_batch, y_batch) once per iteration.")
         sizes = [len(bx) for bx, _ in spy.batches]
-        _expect(len(sizes) == want, f"{n} examples in batches of {batch_size} are {want} "
-                f"iterations; you called train_on_batch {len(sizes)} times with batch sizes "
-                f"{sizes}.")
-        _expect(sorted(sizes) == [n % batch_size] + [batch_size] * (want - 1),
-                f"the batches should hold {batch_size} examples each and the last one the "
-                f"remaining {n % batch_size}; yours held {sizes}.")
-        seen = np.concatenate([bx[:, 0, 0, 0] for bx, _ in spy.batches])
-        _expect(np.allclose(np.sort(seen), np.arange(n) / n),
-                "one epoch shows every example exactly once; some were repeated or left out.")
-        for bx, by in spy.batches:
-            _expect(np.array_equal(y[np.rint(bx[:, 0, 0, 0] * n).astype(int)], by),
-                    "each image must stay with its own label when you shuffle: index x and y "
-                    "with the same permutation.")
-        _expect(not np.allclose(seen, np.arange(n) / n),
-                "with shuffle=True, visit the examples in a random order (a permutation).")
-        _expect(int(model.optimizer.iterations) == want,
-                f"the optimizer took {int(model.optimizer.iterations)} steps, expected {want}.")
-        _expect(losses is not None and len(losses) == want,
-                f"return a list of {want} losses, one per iteration; got {losses!r}.")
+        want_sizes = ([batch_size] * (per_epoch - 1) + [n % batch_size]) * 3
+        want_sizes = want_sizes[:iterations]
+        _expect(len(sizes) == iterations, f"asked for {iterations} iterations, you called "
+                f"train_on_batch {len(sizes)} times (batch sizes {sizes}).")
+        _expect(sizes == want_sizes, f"{n} examples in batches of {batch_size} make epochs of "
+                f"{per_epoch} batches, the last of {n % batch_size}; over {iterations} iterations "
+                f"the sizes should be {want_sizes}, yours were {sizes}.")
+        tags = [np.rint(bx[:, 0, 0, 0] * n).astype(int) for bx, _ in spy.batches]
+        for (bx, by), tag in zip(spy.batches, tags):
+            _expect(np.array_equal(y[tag], by), "each image must stay with its own label when "
+                    "you shuffle: index x and y with the same permutation.")
+        epochs = [np.concatenate(tags[i:i + per_epoch]) for i in range(0, iterations, per_epoch)]
+        for number, order in enumerate(epochs[:-1], start=1):
+            _expect(np.array_equal(np.sort(order), np.arange(n)),
+                    f"epoch {number} must show every example exactly once.")
+        last = epochs[-1]
+        _expect(len(np.unique(last)) == len(last),
+                "within an epoch no example may come twice, even in an unfinished epoch.")
+        _expect(not np.array_equal(epochs[0], np.arange(n)),
+                "visit the examples in a random order (a permutation), not 0, 1, 2, ...")
+        _expect(not np.array_equal(epochs[0], epochs[1]),
+                "draw a new order for every epoch; yours repeated the first epoch's order.")
+        _expect(int(model.optimizer.iterations) == iterations,
+                f"the optimizer took {int(model.optimizer.iterations)} steps, "
+                f"expected {iterations}.")
+        _expect(losses is not None and len(losses) == iterations,
+                f"return a list of {iterations} losses, one per iteration; got {losses!r}.")
         _expect(np.allclose(np.asarray(losses, dtype=float).reshape(-1), spy.returned),
                 "return the losses that train_on_batch gave back, in order.")
-        return (f"{want} iterations of sizes {sizes}, every example once, labels kept with "
-                f"their images, {want} losses returned.")
+        return (f"{iterations} iterations = {iterations / per_epoch:.2f} epochs of {per_epoch} "
+                f"batches; every epoch reshuffled, partial batches kept, labels with images.")
 
-    return _grade("train_one_epoch", run)
+    return _grade("train_for_iterations", run)

@@ -54,23 +54,14 @@ def gpu_available() -> bool:
     """Whether the active Keras backend sees a GPU (TensorFlow, JAX or PyTorch)."""
     import keras
 
-    backend = keras.backend.backend()
-    try:
-        if backend == "tensorflow":
-            import tensorflow as tf
+    if keras.backend.backend() == "torch":
+        import torch
 
-            return bool(tf.config.list_physical_devices("GPU"))
-        if backend == "jax":
-            import jax
-
-            return any(d.platform == "gpu" for d in jax.devices())
-        if backend == "torch":
-            import torch
-
-            return torch.cuda.is_available()
-    except (ImportError, RuntimeError):
+        return torch.cuda.is_available()
+    try:  # Keras's distribution API answers for the TensorFlow and JAX backends
+        return bool(keras.distribution.list_devices("gpu"))
+    except (RuntimeError, ValueError, NotImplementedError):
         return False
-    return False
 
 
 def profile(name: str | None = None) -> Profile:

@@ -7,13 +7,15 @@ gives the same clear ValueError whichever architecture a learner builds.
 
 from __future__ import annotations
 
+import numbers
 import os
+from typing import NamedTuple
 
 import keras
 
 from cnnkit.registry import model_info
 
-__all__ = ["check_args", "model_inputs", "load_weights", "POOLING_CHOICES"]
+__all__ = ["Args", "check_args", "model_inputs", "load_weights", "POOLING_CHOICES"]
 
 POOLING_CHOICES = (None, "avg", "max")
 
@@ -43,7 +45,7 @@ def _check_weights(info, weights, include_top, classes):
 def _check_head(info, pooling, classes, classifier_activation):
     if pooling not in POOLING_CHOICES:
         raise ValueError(f"pooling must be None, 'avg' or 'max'; got {pooling!r}.")
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+    if isinstance(classes, bool) or not isinstance(classes, numbers.Integral) or classes < 1:
         raise ValueError(f"classes must be a whole number >= 1; got {classes!r}.")
     if classifier_activation is None or callable(classifier_activation):
         return
@@ -67,21 +69,29 @@ def _resolve_shape(info, input_tensor, input_shape):
         input_shape = tensor_shape
     if input_shape is None:
         return info.input_shape
-    shape = tuple(input_shape)
+    shape = tuple(None if d is None else d for d in input_shape)
     if len(shape) != 3:
         raise ValueError(f"input_shape must be (height, width, channels), channels last; "
                          f"got {shape}.")
     for dim in shape:
-        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, numbers.Integral)
+                                or dim < 1):
             raise ValueError(f"input_shape must hold positive whole numbers or None; got {shape}.")
     if shape[2] is None:
         raise ValueError(f"the number of channels must be known; got input_shape={shape}.")
-    return shape
+    return tuple(None if d is None else int(d) for d in shape)
+
+
+class Args(NamedTuple):
+    """What a builder builds with, once `check_args` has validated it."""
+
+    input_shape: tuple  # (height, width, channels); height and width may be None
+    classes: int
 
 
 def check_args(name, *, include_top=True, weights=None, input_tensor=None, input_shape=None,
-               pooling=None, classes=None, classifier_activation="softmax"):
-    """Validate a builder's arguments and return the input shape to build with."""
+               pooling=None, classes=None, classifier_activation="softmax") -> Args:
+    """Validate a builder's arguments and return the input shape and classes to build with."""
     info = model_info(name)
     if not isinstance(include_top, bool):
         raise ValueError(f"include_top must be True or False; got {include_top!r}.")
@@ -102,7 +112,7 @@ def check_args(name, *, include_top=True, weights=None, input_tensor=None, input
             raise ValueError(
                 f"{name} needs inputs of at least {info.min_size}x{info.min_size} pixels; "
                 f"got {height}x{width}. Resize the images or choose a larger input_shape.")
-    return shape
+    return Args(input_shape=shape, classes=int(classes))
 
 
 def model_inputs(input_tensor, input_shape):

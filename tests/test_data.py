@@ -28,10 +28,12 @@ def test_forced_offline_uses_the_packaged_digits_and_says_so(monkeypatch, capsys
     assert d.class_names == [str(i) for i in range(10)] and d.image_shape == (32, 32, 1)
 
 
-def test_offline_split_is_stratified_and_the_same_every_time(monkeypatch):
+def test_offline_split_is_stratified_and_the_same_every_time(monkeypatch, capsys):
     monkeypatch.setenv("CNNKIT_OFFLINE", "1")
     a = data.load("mnist", verbose=False)
     b = data.load("mnist", verbose=False)
+    # verbose=False never hides the swap: each load announces it.
+    assert capsys.readouterr().out.count(OFFLINE_LINE) == 2
     ya, yb = a.numpy("test")[1], b.numpy("test")[1]
     np.testing.assert_array_equal(ya, yb)
     assert sorted(np.bincount(ya)) == [35, 35, 36, 36, 36, 36, 36, 36, 37, 37]
@@ -136,3 +138,21 @@ def test_augmentation_is_applied_to_training_batches(monkeypatch):
     assert plain.shape == flipped.shape and not np.allclose(plain, flipped)
     # Flips move pixels, they do not change them: each image keeps its sum of intensities.
     np.testing.assert_allclose(plain.sum(axis=(1, 2, 3)), flipped.sum(axis=(1, 2, 3)), rtol=1e-5)
+
+
+def test_a_lookup_that_never_answers_is_abandoned_in_seconds(monkeypatch):
+    def stalled(*args, **kwargs):
+        time.sleep(30)
+
+    monkeypatch.setattr(socket, "create_connection", stalled)
+    start = time.perf_counter()
+    assert data.network_reachable("example.invalid", 443, timeout=1.0) is False
+    assert time.perf_counter() - start < 3.0
+
+
+def test_array_batches_keep_or_drop_the_partial_batch():
+    x, y = np.zeros((100, 4, 4, 1), "float32"), np.arange(100)
+    assert [len(b) for b, _ in data.array_batches(x, y, 32)] == [32, 32, 32, 4]
+    assert [len(b) for b, _ in data.array_batches(x, y, 32, drop_remainder=True)] == [32, 32, 32]
+    labels = np.concatenate([l.numpy() for _, l in data.array_batches(x, y, 32, shuffle=True)])
+    assert sorted(labels) == list(range(100)) and not np.array_equal(labels, np.arange(100))

@@ -85,6 +85,9 @@ def test_several_blocks_and_markdown_answers():
     assert "b = 2" in exercise.cells[1].source and "a = 1" not in exercise.cells[1].source
 
 
-def test_unclosed_block_is_an_error():
+@pytest.mark.parametrize("cell", ["### BEGIN SOLUTION\nx = 1",
+                                  "### BEGIN SOLUTION\nx = 1\n### BEGIN SOLUTION\ny = 2\n"
+                                  "### END SOLUTION"])
+def test_unbalanced_markers_are_an_error_so_no_answer_leaks(cell):
     with pytest.raises(ValueError, match="without '### END SOLUTION'"):
-        make_exercise(code_nb("### BEGIN SOLUTION\nx = 1"))
+        make_exercise(code_nb(cell))

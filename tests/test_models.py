@@ -18,6 +18,7 @@ from reference import REFERENCE_PARAMS
 
 MODELS = cnnkit.list_models()
 CLASSES = 3  # not the default, so the `classes` argument is exercised
+to_numpy = keras.ops.convert_to_numpy  # works for every backend's tensors, on any device
 
 
 def small_shape(name):
@@ -45,7 +46,7 @@ def test_trainable_parameters_equal_the_reference(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_pass_gives_one_probability_vector_per_image(name):
     model = cnnkit.build(name, input_shape=small_shape(name), classes=CLASSES)
-    out = np.asarray(model(batch(name, n=4)))
+    out = to_numpy(model(batch(name, n=4)))
     assert out.shape == (4, CLASSES)
     assert np.all(np.isfinite(out))
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
@@ -70,7 +71,7 @@ def test_one_training_step_changes_every_trainable_weight(name):
 def test_headless_model_pools_its_last_feature_maps(name, pooling, rank):
     model = cnnkit.build(name, include_top=False, pooling=pooling, input_shape=small_shape(name))
     maps = cnnkit.build(name, include_top=False, input_shape=small_shape(name)).output.shape
-    out = np.asarray(model(batch(name)))
+    out = to_numpy(model(batch(name)))
     assert out.ndim == rank
     assert out.shape[-1] == maps[-1]
     if pooling is None:
@@ -82,8 +83,8 @@ def test_headless_model_accepts_any_size_with_global_pooling(name):
     channels = cnnkit.model_info(name).input_shape[2]
     model = cnnkit.build(name, include_top=False, pooling="avg", input_shape=(None, None, channels))
     size = cnnkit.model_info(name).min_size
-    a = np.asarray(model(np.zeros((1, size, size, channels), "float32")))
-    b = np.asarray(model(np.zeros((1, 2 * size, size + 3, channels), "float32")))
+    a = to_numpy(model(np.zeros((1, size, size, channels), "float32")))
+    b = to_numpy(model(np.zeros((1, 2 * size, size + 3, channels), "float32")))
     assert a.shape == b.shape
 
 
@@ -94,7 +95,7 @@ def test_keras_file_round_trip_in_safe_mode_gives_identical_outputs(name, tmp_pa
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     x = batch(name, seed=1)
-    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
 
 
@@ -107,7 +108,7 @@ def test_weights_argument_loads_a_weights_file(name, tmp_path):
     keras.utils.set_random_seed(2)
     again = cnnkit.build(name, input_shape=small_shape(name), classes=CLASSES, weights=str(path))
     x = batch(name, seed=3)
-    np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(model(x)))
+    np.testing.assert_array_equal(to_numpy(again(x)), to_numpy(model(x)))
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -115,6 +116,14 @@ def test_input_tensor_is_used_as_the_models_input(name):
     image = keras.Input(shape=small_shape(name), name="my_image")
     model = cnnkit.build(name, input_tensor=image, classes=CLASSES)
     assert model.inputs[0] is image
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_numpy_integers_are_accepted_for_classes_and_shape(name):
+    h, w, c = small_shape(name)
+    model = cnnkit.build(name, classes=np.int64(CLASSES),
+                         input_shape=(np.int64(h), np.int32(w), np.int64(c)))
+    assert model.output_shape == (None, CLASSES) and model.input_shape == (None, h, w, c)
 
 
 def bad_arguments(name):

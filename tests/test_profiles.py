@@ -44,13 +44,6 @@ def test_without_the_variable_the_hardware_decides(gpu, expected, monkeypatch):
     assert "CNNKIT_PROFILE unset" in p.source
 
 
-def test_this_machine_has_no_gpu_so_the_default_is_cpu(monkeypatch):
-    # CI and the developers' machines have no GPU; the lent GPU machine runs no TensorFlow.
-    monkeypatch.delenv("CNNKIT_PROFILE", raising=False)
-    assert cnnkit.profiles.gpu_available() is False
-    assert cnnkit.profile().name == "cpu"
-
-
 def test_printed_profile_names_its_budgets(monkeypatch):
     monkeypatch.setenv("CNNKIT_PROFILE", "smoke")
     text = str(cnnkit.profile())

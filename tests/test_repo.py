@@ -122,3 +122,10 @@ def test_everything_the_kit_and_its_tests_import_is_declared_in_pyproject():
         if not dists & declared:
             missing[module] = sorted(dists)
     assert missing == {}, f"imported but not declared in pyproject.toml: {missing}"
+
+
+def test_tensorflow_is_imported_only_by_cnnkit_data():
+    # Models, training and grading run on the JAX and PyTorch backends too, without TensorFlow.
+    importers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "cnnkit").rglob("*.py")
+                       if {"tensorflow", "tensorflow_datasets"} & set(imported_modules(p.read_text())))
+    assert importers == ["cnnkit/data.py"]

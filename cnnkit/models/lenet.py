@@ -26,7 +26,8 @@ __all__ = ["lenet5"]
 @register("lenet5", family="lenet",
           paper="Gradient-Based Learning Applied to Document Recognition", year=1998,
           input_shape=(32, 32, 1), min_size=16, classes=10, params=61_706,
-          params_source="LeCun et al. 1998, with the simplifications in the docstring",
+          params_source="LeCun et al. 1998 layer sizes with the docstring's simplifications; "
+                        "the paper's own variant has about 60,000",
           fixed_size_top=True)
 def lenet5(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
            classes=10, classifier_activation="softmax", name="lenet5"):
@@ -40,13 +41,14 @@ def lenet5(include_top=True, weights=None, input_tensor=None, input_shape=None, 
       coefficient, adds a trainable bias and squashes it (12 and 32 more parameters).
     - C3 sees all six S2 maps; the paper's Table I connects each C3 map to a subset of them.
     - The output is a dense softmax layer; the paper used Euclidean radial basis units.
+    The paper's own network has "340,908 connections, but only 60,000 trainable free parameters".
     C5 is a dense layer over the flattened S4 maps: the paper calls it a convolution because its
     5x5 kernels cover the whole 5x5 map, which is the same computation for a 32x32 input.
     """
-    shape = check_args("lenet5", include_top=include_top, weights=weights,
-                       input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
-                       classes=classes, classifier_activation=classifier_activation)
-    inputs, x = model_inputs(input_tensor, shape)
+    args = check_args("lenet5", include_top=include_top, weights=weights,
+                      input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
+                      classes=classes, classifier_activation=classifier_activation)
+    inputs, x = model_inputs(input_tensor, args.input_shape)
     x = layers.Conv2D(6, 5, activation=scaled_tanh, name="c1_conv")(x)
     x = layers.AveragePooling2D(2, name="s2_pool")(x)
     x = layers.Conv2D(16, 5, activation=scaled_tanh, name="c3_conv")(x)
@@ -55,7 +57,7 @@ def lenet5(include_top=True, weights=None, input_tensor=None, input_shape=None, 
         x = layers.Flatten(name="flatten")(x)
         x = layers.Dense(120, activation=scaled_tanh, name="c5_dense")(x)
         x = layers.Dense(84, activation=scaled_tanh, name="f6_dense")(x)
-        x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+        x = layers.Dense(args.classes, activation=classifier_activation, name="predictions")(x)
     else:
         x = global_pool(x, pooling)
     return load_weights(keras.Model(inputs, x, name=name), weights)
