@@ -28,13 +28,14 @@ class Profile:
     batch_size: int
     repeats: int  # timing repeats; medians are taken over them
     budget_s: int  # what one notebook should take at most on the profile's machine
-    source: str = "default"  # how the profile was chosen
+    source: str = ""  # how the profile was chosen, once `profile()` has chosen it
 
     def __str__(self) -> str:
         def size(n):
             return "all" if n is None else f"<= {n:,}"
 
-        return (f"profile {self.name!r} ({self.source}): {self.epochs} epochs, "
+        chosen = f" ({self.source})" if self.source else ""
+        return (f"profile {self.name!r}{chosen}: {self.epochs} epochs, "
                 f"{size(self.train_size)} training / {size(self.test_size)} test examples, "
                 f"{self.image_size}x{self.image_size} images, batch {self.batch_size}, "
                 f"{self.repeats} timing repeats, budget {self.budget_s} s per notebook")
