@@ -83,17 +83,9 @@ class ImageData:
         `augment`, a Keras layer such as RandomTranslation, is applied to every batch in
         training mode, so each epoch sees freshly transformed images.
         """
-        import tensorflow as tf
-
         ds, n = self._split(split)
-        ds = ds.cache()
-        if shuffle if shuffle is not None else split == "train":
-            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-        if augment is not None:
-            ds = ds.map(lambda x, y: (augment(x, training=True), y),
-                        num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE)
+        shuffle = split == "train" if shuffle is None else shuffle
+        return _pipeline(ds.cache(), n, batch_size, shuffle, drop_remainder, seed, augment)
 
     def numpy(self, split="train"):
         """The whole split as NumPy arrays (x, y), for any Keras backend."""
@@ -109,14 +101,26 @@ class ImageData:
         raise ValueError(f"split must be 'train' or 'test'; got {split!r}.")
 
 
-def array_batches(x, y, batch_size=32, shuffle=False, drop_remainder=False, seed=0):
+def _pipeline(ds, n, batch_size, shuffle, drop_remainder, seed, augment):
+    """Shuffle (a new order every epoch), batch, augment each batch, prefetch."""
+    import tensorflow as tf
+
+    if shuffle:
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if augment is not None:
+        ds = ds.map(lambda x, y: (augment(x, training=True), y),
+                    num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def array_batches(x, y, batch_size=32, shuffle=False, drop_remainder=False, seed=0,
+                  augment=None):
     """A tf.data pipeline of (x, y) batches from NumPy arrays, for `model.fit`."""
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    return _pipeline(ds, len(x), batch_size, shuffle, drop_remainder, seed, augment)
 
 
 def _resize(images: np.ndarray, size: int) -> np.ndarray:

@@ -3,7 +3,26 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_history", "plot_iteration_losses"]
+__all__ = ["plot_images", "plot_history", "plot_iteration_losses"]
+
+
+def plot_images(images, labels=None, class_names=None, n=12, columns=12):
+    """The first `n` images in a grid, titled with their class names (or labels)."""
+    images = np.asarray(images)[:n]
+    rows = -(-len(images) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(0.75 * columns, 0.95 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= len(images):
+            continue
+        image = images[i]
+        gray = image.shape[-1] == 1
+        ax.imshow(image[..., 0] if gray else np.clip(image, 0, 1), cmap="gray" if gray else None)
+        if labels is not None:
+            label = labels[i]
+            ax.set_title(class_names[label] if class_names is not None else str(label), fontsize=9)
+    fig.tight_layout()
+    return fig
 
 
 def plot_history(history, metrics=("loss", "accuracy"), title=None):

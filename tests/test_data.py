@@ -156,3 +156,13 @@ def test_array_batches_keep_or_drop_the_partial_batch():
     assert [len(b) for b, _ in data.array_batches(x, y, 32, drop_remainder=True)] == [32, 32, 32]
     labels = np.concatenate([l.numpy() for _, l in data.array_batches(x, y, 32, shuffle=True)])
     assert sorted(labels) == list(range(100)) and not np.array_equal(labels, np.arange(100))
+
+
+def test_array_batches_apply_augmentation_like_dataset_batches():
+    import keras
+
+    x, y = np.random.default_rng(0).random((8, 6, 6, 1), dtype=np.float32), np.arange(8)
+    flip = keras.layers.RandomFlip("horizontal", seed=0)
+    (xb, yb), = list(data.array_batches(x, y, 8, augment=flip))
+    np.testing.assert_array_equal(yb.numpy(), y)
+    np.testing.assert_allclose(np.sort(xb.numpy().ravel()), np.sort(x.ravel()), rtol=1e-6)
