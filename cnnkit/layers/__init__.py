@@ -1,5 +1,6 @@
 """Custom layers and activations, each registered for `.keras` serialization (no Lambda)."""
 
 from cnnkit.layers.activations import scaled_tanh
+from cnnkit.layers.normalization import LocalResponseNormalization
 
-__all__ = ["scaled_tanh"]
+__all__ = ["scaled_tanh", "LocalResponseNormalization"]
