@@ -16,14 +16,15 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-from cnnkit import layers, models  # noqa: E402  (importing models registers them)
+# Importing these registers the models, layers and optimizers, so saved models load safely.
+from cnnkit import layers, models, optimizers  # noqa: E402
 from cnnkit.profiles import Profile, profile  # noqa: E402
 from cnnkit.registry import build, list_families, list_models, model_info  # noqa: E402
 
 _LAZY = {"analysis", "data", "exercises", "grading", "plots", "training"}
 
 __all__ = ["build", "list_models", "list_families", "model_info", "profile", "Profile",
-           "layers", "models", *sorted(_LAZY)]
+           "layers", "models", "optimizers", *sorted(_LAZY)]
 
 
 def __getattr__(name):

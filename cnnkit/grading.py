@@ -12,7 +12,8 @@ import math
 import numpy as np
 
 __all__ = ["GradeFailure", "check_iterations_per_epoch", "check_epochs_for_iterations",
-           "check_train_for_iterations"]
+           "check_train_for_iterations", "check_receptive_field", "check_conv_params",
+           "check_momentum_step", "check_rmsprop_step"]
 
 
 class GradeFailure(AssertionError):
@@ -163,3 +164,138 @@ def check_train_for_iterations(train_for_iterations):
                 f"batches; every epoch reshuffled, partial batches kept, labels with images.")
 
     return _grade("train_for_iterations", run)
+
+
+# --- 02 building blocks ----------------------------------------------------------------------
+
+def _random_stacks(rng, n=12):
+    """Random conv stacks as (kernel, stride, dilation) rows, plus the classic ones."""
+    fixed = [[(3, 1, 1)] * 3, [(3, 1, 1), (3, 1, 2)], [(3, 1, 1), (3, 1, 2), (3, 1, 4)],
+             [(7, 2, 1), (3, 2, 1), (3, 1, 1)], [(11, 4, 1), (3, 2, 1), (5, 1, 1)]]
+    drawn = []
+    for _ in range(n):
+        stack = []
+        for _ in range(int(rng.integers(1, 8))):
+            dilation = int(rng.choice([1, 1, 2, 3]))
+            stride = 1 if dilation > 1 else int(rng.integers(1, 3))  # Keras allows one or other
+            stack.append((int(rng.choice([1, 3, 5, 7])), stride, dilation))
+        drawn.append(stack)
+    return fixed + drawn
+
+
+def check_receptive_field(receptive_field):
+    """`receptive_field(stack)` -> [(field, jump) after each layer], stack = [(k, s, d), ...].
+
+    Checked against cnnkit.analysis on real Keras models built from random stacks.
+    """
+    import keras
+
+    from cnnkit.analysis import receptive_fields
+
+    def run():
+        stacks = _random_stacks(np.random.default_rng(4))
+        for stack in stacks:
+            inputs = keras.Input((None, None, 1))
+            x = inputs
+            for k, s, d in stack:
+                x = keras.layers.Conv2D(1, k, strides=s, dilation_rate=d, padding="same")(x)
+            want = [(r.size[0], r.jump[0]) for r in receptive_fields(keras.Model(inputs, x))]
+            got = receptive_field(list(stack))
+            _expect(got is not None and len(got) == len(stack),
+                    f"return one (field, jump) pair per layer; for {stack} you returned {got!r}.")
+            got = [tuple(int(v) for v in pair) for pair in got]
+            for i, (g, w) in enumerate(zip(got, want)):
+                k, s, d = stack[i]
+                hint = ("each layer adds (k − 1)·d·jump to the field, where jump is the product "
+                        "of the strides BEFORE it" if g[0] != w[0] else
+                        "the jump is multiplied by each layer's stride")
+                _expect(g == w, f"for the stack {stack}, after layer {i + 1} (kernel {k}, stride "
+                        f"{s}, dilation {d}) you gave (field, jump) = {g}, expected {w}: {hint}.")
+        return (f"{len(stacks)} stacks agree with Keras models; three 3x3 convolutions see 7x7, "
+                "dilations 1, 2, 4 see 15x15.")
+
+    return _grade("receptive_field", run)
+
+
+def check_conv_params(conv_params):
+    """`conv_params(kernel_size, c_in, c_out, groups=1, use_bias=True)` -> parameters of a Conv2D."""
+    import keras
+
+    def run():
+        rng = np.random.default_rng(5)
+        cases = [(3, 16, 32, 1, True), (3, 256, 256, 8, False), (1, 64, 128, 1, False),
+                 (5, 96, 256, 2, True), (3, 32, 32, 32, True)]
+        for _ in range(15):
+            groups = int(rng.choice([1, 2, 4, 8]))
+            cases.append((int(rng.choice([1, 3, 5, 7])), groups * int(rng.integers(1, 33)),
+                          groups * int(rng.integers(1, 33)), groups, bool(rng.integers(2))))
+        for k, c_in, c_out, groups, bias in cases:
+            layer = keras.layers.Conv2D(c_out, k, groups=groups, use_bias=bias)
+            layer.build((None, 16, 16, c_in))
+            want = layer.count_params()
+            got = conv_params(k, c_in, c_out, groups=groups, use_bias=bias)
+            hint = ("each of the c_out filters sees only c_in / groups channels"
+                    if groups > 1 else "k·k·c_in weights per filter, plus one bias per filter")
+            _expect(got == want, f"Conv2D({c_out}, {k}, groups={groups}, use_bias={bias}) on "
+                    f"{c_in} channels has {want:,} parameters; you returned {got!r}: {hint}.")
+        return (f"{len(cases)} convolutions agree with Keras; 256 → 256 3x3 in 8 groups has "
+                f"{conv_params(3, 256, 256, groups=8, use_bias=False):,} weights, one eighth "
+                f"of {conv_params(3, 256, 256, use_bias=False):,}.")
+
+    return _grade("conv_params", run)
+
+
+# --- 03 optimizers ---------------------------------------------------------------------------
+
+def _against_keras(step_function, make_optimizer, state_names, title_hint, steps=8):
+    """Run the learner's update next to a Keras optimizer on the same random gradients."""
+    import keras
+
+    rng = np.random.default_rng(6)
+    w0 = rng.normal(size=(4, 3))
+    gradients = [rng.normal(size=(4, 3)) * 10 ** rng.uniform(-3, 1) for _ in range(steps)]
+    variable = keras.Variable(w0.astype("float32"))
+    optimizer = make_optimizer()
+    w = w0.copy()
+    state = np.zeros_like(w0)
+    for t, g in enumerate(gradients, start=1):
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(g.astype("float32")), variable)])
+        result = step_function(w, g, state)
+        _expect(isinstance(result, tuple) and len(result) == 2,
+                f"return a pair (new_w, new_{state_names}); got {type(result).__name__}.")
+        w, state = (np.asarray(v, dtype=float) for v in result)
+        err = float(np.max(np.abs(w - np.array(variable))))
+        _expect(err < 1e-4, f"after step {t} your weights differ from Keras's by {err:.3g}: "
+                f"{title_hint}.")
+    return err
+
+
+def check_momentum_step(momentum_step):
+    """`momentum_step(w, g, velocity, learning_rate, momentum)` -> (new_w, new_velocity)."""
+    import keras
+
+    def run():
+        lr, mu = 0.05, 0.9
+        err = _against_keras(
+            lambda w, g, v: momentum_step(w, g, v, learning_rate=lr, momentum=mu),
+            lambda: keras.optimizers.SGD(lr, momentum=mu), "velocity",
+            "velocity = momentum·velocity − learning_rate·g, then w = w + velocity")
+        return f"8 steps agree with keras.optimizers.SGD(momentum=0.9) (max difference {err:.1e})."
+
+    return _grade("momentum_step", run)
+
+
+def check_rmsprop_step(rmsprop_step):
+    """`rmsprop_step(w, g, mean_square, learning_rate, rho, epsilon)` -> (new_w, new_mean_square)."""
+    import keras
+
+    def run():
+        lr, rho, eps = 0.01, 0.9, 1e-7
+        err = _against_keras(
+            lambda w, g, s: rmsprop_step(w, g, s, learning_rate=lr, rho=rho, epsilon=eps),
+            lambda: keras.optimizers.RMSprop(lr, rho=rho, epsilon=eps), "mean_square",
+            "mean_square = rho·mean_square + (1 − rho)·g², then "
+            "w = w − learning_rate·g / sqrt(mean_square + epsilon)")
+        return f"8 steps agree with keras.optimizers.RMSprop (max difference {err:.1e})."
+
+    return _grade("rmsprop_step", run)

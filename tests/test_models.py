@@ -62,6 +62,13 @@ def test_trainable_parameters_equal_the_reference(name):
     assert count_params(model) == REFERENCE_PARAMS[name][0]
 
 
+def test_parameter_formula_agrees_with_keras_on_every_layer(name, small):
+    """cnnkit.analysis counts each layer by its formula; it must agree with Keras everywhere."""
+    from cnnkit.analysis import layer_params
+    assert [(layer.name, layer_params(layer)) for layer in small.layers] == [
+        (layer.name, layer.count_params()) for layer in small.layers]
+
+
 def test_forward_pass_gives_one_probability_vector_per_image(name, small):
     out = to_numpy(small(batch(name, n=4)))
     assert out.shape == (4, CLASSES)
