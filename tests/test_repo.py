@@ -111,7 +111,7 @@ def test_everything_the_kit_and_its_tests_import_is_declared_in_pyproject():
         sources += ["\n".join(line for line in source(c).splitlines() if not line.startswith("%"))
                     for c in cells(path) if c["cell_type"] == "code"]
     modules = {m for code in sources for m in imported_modules(code)}
-    local = {"cnnkit", "reference", "conftest"}
+    local = {"cnnkit", "conftest"} | {p.stem for p in (ROOT / "tests").glob("*.py")}
     # Imported only when that Keras backend is the active one; TensorFlow is the default.
     optional_backends = {"jax", "torch"}
     owners = packages_distributions()
@@ -124,8 +124,9 @@ def test_everything_the_kit_and_its_tests_import_is_declared_in_pyproject():
     assert missing == {}, f"imported but not declared in pyproject.toml: {missing}"
 
 
-def test_tensorflow_is_imported_only_by_cnnkit_data():
+def test_tensorflow_is_imported_only_by_cnnkit_data_and_the_backend_switch():
     # Models, training and grading run on the JAX and PyTorch backends too, without TensorFlow.
     importers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "cnnkit").rglob("*.py")
                        if {"tensorflow", "tensorflow_datasets"} & set(imported_modules(p.read_text())))
-    assert importers == ["cnnkit/data.py"]
+    # cnnkit/backend.py imports it only when Keras runs on TensorFlow (and JAX or torch otherwise).
+    assert importers == ["cnnkit/backend.py", "cnnkit/data.py"]
