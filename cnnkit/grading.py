@@ -115,7 +115,7 @@ def check_train_for_iterations(train_for_iterations):
     """
     import keras
 
-    from cnnkit.models import lenet5
+    from cnnkit.registry import build
 
     def run():
         n, batch_size, iterations = 100, 32, 10
@@ -124,7 +124,7 @@ def check_train_for_iterations(train_for_iterations):
         x = rng.random((n, 32, 32, 1), dtype=np.float32)
         x[:, 0, 0, 0] = np.arange(n) / n  # a tag that tells which example a row is
         y = rng.integers(0, 10, n).astype("int32")
-        model = lenet5()
+        model = build("lenet5")
         model.compile(optimizer=keras.optimizers.SGD(0.01),
                       loss="sparse_categorical_crossentropy")
         spy = _SpyModel(model)
