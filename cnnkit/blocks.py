@@ -7,6 +7,8 @@ later network (an FPN, a U-Net) can tap any of them with `model.get_layer(...).o
 
 from keras import layers
 
+from cnnkit.layers import GroupConv2D
+
 __all__ = ["global_pool", "conv_bn", "bn_act", "BN_EPSILON", "BN_MOMENTUM"]
 
 # PyTorch's defaults (eps 1e-5, running-average momentum 0.1, i.e. Keras momentum 0.9): the
@@ -39,9 +41,10 @@ def conv_bn(x, filters, kernel_size, *, name, strides=1, padding="same", groups=
     """Convolution without bias, BatchNorm, activation: `{name}_conv`, `{name}_bn`, ...
 
     The convolution has no bias because BatchNorm subtracts the mean right after it: a bias
-    there would be cancelled and only add parameters.
+    there would be cancelled and only add parameters. With groups > 1 it is a GroupConv2D.
     """
-    x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, groups=groups,
+    conv = GroupConv2D if groups > 1 else layers.Conv2D
+    x = conv(filters, kernel_size, strides=strides, padding=padding, groups=groups,
                       dilation_rate=dilation_rate, use_bias=False, name=f"{name}_conv")(x)
     return bn_act(x, name=name, activation=activation, epsilon=epsilon, scale=scale)
 

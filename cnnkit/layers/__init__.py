@@ -1,6 +1,7 @@
 """Custom layers and activations, each registered for `.keras` serialization (no Lambda)."""
 
 from cnnkit.layers.activations import scaled_tanh
+from cnnkit.layers.convolution import GroupConv2D
 from cnnkit.layers.normalization import LocalResponseNormalization
 
-__all__ = ["scaled_tanh", "LocalResponseNormalization"]
+__all__ = ["scaled_tanh", "GroupConv2D", "LocalResponseNormalization"]

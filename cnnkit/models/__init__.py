@@ -1,5 +1,11 @@
-"""Every architecture of the kit, one module per family; importing a module registers its models."""
+"""Every architecture of the kit, one module per family; importing a module registers its models.
 
-from cnnkit.models.lenet import lenet5
+The import order is the course order, which is the order `cnnkit.list_models()` lists them in.
+"""
 
-__all__ = ["lenet5"]
+from cnnkit.models import lenet  # noqa: F401  (06 classic CNNs)
+from cnnkit.models import alexnet, vgg  # noqa: F401  (06 classic CNNs)
+from cnnkit.models import googlenet, inception, xception  # noqa: F401  (07 inception)
+from cnnkit.models import resnet  # noqa: F401  (08 resnet)
+
+__all__ = ["lenet", "alexnet", "vgg", "googlenet", "inception", "xception", "resnet"]

@@ -43,7 +43,7 @@ import keras
 from keras import layers
 
 from cnnkit.blocks import global_pool
-from cnnkit.layers import LocalResponseNormalization
+from cnnkit.layers import GroupConv2D, LocalResponseNormalization
 from cnnkit.registry import register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
@@ -93,9 +93,10 @@ def conv_layer(x, spec, *, index, groups=1):
     if isinstance(padding, int):
         x = layers.ZeroPadding2D(padding, name=f"conv{index}_pad")(x)
         padding = "valid"
-    x = layers.Conv2D(spec.filters, spec.kernel, strides=spec.strides, padding=padding,
-                      groups=groups if spec.grouped else 1, activation="relu",
-                      name=f"conv{index}")(x)
+    groups = groups if spec.grouped else 1
+    conv = GroupConv2D if groups > 1 else layers.Conv2D
+    x = conv(spec.filters, spec.kernel, strides=spec.strides, padding=padding, groups=groups,
+             activation="relu", name=f"conv{index}")(x)
     for step in spec.after:
         if step == "norm":
             x = LocalResponseNormalization(size=5, k=2.0, alpha=1e-4, beta=0.75,

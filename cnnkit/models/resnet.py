@@ -1,0 +1,272 @@
+"""ResNet, its pre-activation v2 and ResNeXt: stacks of blocks that learn a residual F(x) + x.
+
+He, Zhang, Ren and Sun, "Deep Residual Learning for Image Recognition" (2015), Table 1. A block
+is a bracket: basic [3x3, w; 3x3, w] or bottleneck [1x1, w; 3x3, w; 1x1, 4w]; every convolution
+is followed by BatchNorm and ReLU. The counts are trainable parameters with 1000 classes.
+
+| stage   | output  | w   | 18-layer   | 34-layer   | 50-layer   | 101-layer  | 152-layer  |
+|---------|---------|-----|------------|------------|------------|------------|------------|
+| conv1   | 112x112 |     | 7x7, 64, stride 2                                            |
+| conv2_x | 56x56   | 64  | 3x3 max pool, stride 2, then                                 |
+|         |         |     | basic x 2  | basic x 3  | bottl. x 3 | bottl. x 3 | bottl. x 3 |
+| conv3_x | 28x28   | 128 | basic x 2  | basic x 4  | bottl. x 4 | bottl. x 4 | bottl. x 8 |
+| conv4_x | 14x14   | 256 | basic x 2  | basic x 6  | bottl. x 6 | bottl. x 23| bottl. x 36|
+| conv5_x | 7x7     | 512 | basic x 2  | basic x 3  | bottl. x 3 | bottl. x 3 | bottl. x 3 |
+|         | 1x1     |     | global average pool, 1000-way fully connected, softmax       |
+| params  |         |     | 11,689,512 | 21,797,672 | 25,557,032 | 44,549,160 | 60,192,808 |
+
+The first block of conv3_x..conv5_x halves the size with stride 2 and projects its shortcut
+with a 1x1 convolution (option B); the other shortcuts are identities.
+
+v2 ("Identity Mappings in Deep Residual Networks", 2016) moves BN-ReLU in front of each
+convolution (full pre-activation, its Fig. 4e): 25,549,352 / 44,541,480 / 60,185,128 parameters.
+ResNeXt ("Aggregated Residual Transformations for Deep Neural Networks", 2017) splits the
+bottleneck's 3x3 into 32 groups and widens it: ResNeXt-50 32x4d is [1x1, 128; 3x3, 128, C=32;
+1x1, 256] in conv2_x, 25,028,904 parameters; 101 32x8d has 88,791,336. Following torchvision
+and the ResNeXt code, its stride sits on the grouped 3x3, not on the first 1x1.
+
+Layer names follow keras.applications: block b of stage s is `conv{s}_block{b}`, its layers
+`_1_conv`, `_1_bn`, `_1_relu`, `_2_...`, `_3_...`, the projection `_0_conv`/`_0_bn`, the sum
+`_add` and the output `_out`. A detector taps the last `_out` of each stage (resnet50:
+`conv2_block3_out`..`conv5_block3_out`, strides 4, 8, 16, 32).
+"""
+
+import functools
+
+import keras
+from keras import layers
+
+from cnnkit.blocks import BN_EPSILON, bn_act, conv_bn, global_pool
+from cnnkit.registry import register
+from cnnkit.validation import check_args, load_weights, model_inputs
+
+__all__ = ["ARCHITECTURES", "resnet", "basic_block", "bottleneck", "preact_bottleneck"]
+
+WIDTHS = (64, 128, 256, 512)  # Table 1: filters of the 3x3 convolutions in conv2_x..conv5_x
+EXPANSION = 4  # a bottleneck's last 1x1 widens back to 4 x width
+# keras.applications' BatchNorm epsilon, kept where it has a twin so that its weights port exactly.
+KERAS_EPSILON = 1.001e-5
+
+V1 = dict(family="resnet", paper="Deep Residual Learning for Image Recognition", year=2015)
+V2 = dict(family="resnet", paper="Identity Mappings in Deep Residual Networks", year=2016)
+NEXT = dict(family="resnext", paper="Aggregated Residual Transformations for Deep Neural "
+                                    "Networks", year=2017)
+
+# block: "basic" (two 3x3), "bottleneck" (1x1-3x3-1x1) or "preact" (v2's BN-ReLU-conv order);
+# stride_on_3x3: where a stage's first block halves the size (v1 and Keras: the first 1x1).
+ARCHITECTURES = {
+    "resnet18": dict(V1, block="basic", depths=(2, 2, 2, 2), epsilon=BN_EPSILON,
+                     params=11_689_512, source="torchvision"),
+    "resnet34": dict(V1, block="basic", depths=(3, 4, 6, 3), epsilon=BN_EPSILON,
+                     params=21_797_672, source="torchvision"),
+    "resnet50": dict(V1, block="bottleneck", depths=(3, 4, 6, 3), params=25_557_032,
+                     source="torchvision"),
+    "resnet101": dict(V1, block="bottleneck", depths=(3, 4, 23, 3), params=44_549_160,
+                      source="torchvision"),
+    "resnet152": dict(V1, block="bottleneck", depths=(3, 8, 36, 3), params=60_192_808,
+                      source="torchvision"),
+    "resnet50_v2": dict(V2, block="preact", depths=(3, 4, 6, 3), params=25_549_352,
+                        source="timm resnetv2_50 (= keras ResNet50V2 less its conv biases)"),
+    "resnet101_v2": dict(V2, block="preact", depths=(3, 4, 23, 3), params=44_541_480,
+                         source="timm resnetv2_101 (= keras ResNet101V2 less its conv biases)"),
+    "resnet152_v2": dict(V2, block="preact", depths=(3, 8, 36, 3), params=60_185_128,
+                         source="derived from He et al. 2016 and 2015, Table 1 "
+                                "(= keras ResNet152V2 less its conv biases)"),
+    "resnext50_32x4d": dict(NEXT, block="bottleneck", depths=(3, 4, 6, 3), cardinality=32,
+                            base_width=4, stride_on_3x3=True, epsilon=BN_EPSILON,
+                            params=25_028_904, source="torchvision"),
+    "resnext101_32x8d": dict(NEXT, block="bottleneck", depths=(3, 4, 23, 3), cardinality=32,
+                             base_width=8, stride_on_3x3=True, epsilon=BN_EPSILON,
+                             params=88_791_336, source="torchvision"),
+}
+
+
+def conv3x3_bn(x, filters, *, name, strides=1, groups=1, activation="relu", epsilon):
+    """3x3 convolution + BN (+ ReLU) that pads one pixel on every side, also when strided.
+
+    Keras's padding="same" with stride 2 pads only the bottom and right of an even-sized map;
+    torchvision pads all four sides, so a strided 3x3 gets an explicit `{name}_pad` instead.
+    """
+    if strides == 1:
+        return conv_bn(x, filters, 3, name=name, groups=groups, activation=activation,
+                       epsilon=epsilon)
+    x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
+    return conv_bn(x, filters, 3, name=name, strides=strides, padding="valid", groups=groups,
+                   activation=activation, epsilon=epsilon)
+
+
+def shortcut_path(x, filters, *, strides, kind, name, epsilon):
+    """The identity, or, where the block changes size or channels, option B or A of Sec. 3.3.
+
+    Option B (kind=True): a 1x1 convolution with the block's stride + BN, `{name}_0_conv`.
+    Option A (kind="zero_pad"): keep every other pixel and append zero channels; no parameters.
+    """
+    if strides == 1 and x.shape[-1] == filters:
+        return x
+    if kind == "zero_pad":
+        x = layers.MaxPooling2D(1, strides=strides, name=f"{name}_0_pool")(x)  # subsampling
+        zeros = layers.Rescaling(0.0, name=f"{name}_0_zeros")(x)  # as many zero channels
+        return layers.Concatenate(name=f"{name}_0_pad")([x] + [zeros] * (
+            filters // x.shape[-1] - 1))
+    return conv_bn(x, filters, 1, strides=strides, activation=None, name=f"{name}_0",
+                   epsilon=epsilon)
+
+
+def basic_block(x, filters, *, strides, shortcut, name, epsilon):
+    """Two 3x3 convolutions (Fig. 2); the shortcut is added before the second ReLU.
+
+    shortcut=False leaves the sum out: the paper's plain network (Fig. 3 middle).
+    """
+    y = conv3x3_bn(x, filters, strides=strides, name=f"{name}_1", epsilon=epsilon)
+    y = conv3x3_bn(y, filters, activation=None, name=f"{name}_2", epsilon=epsilon)
+    if shortcut is not False:
+        s = shortcut_path(x, filters, strides=strides, kind=shortcut, name=name, epsilon=epsilon)
+        y = layers.Add(name=f"{name}_add")([s, y])
+    return layers.Activation("relu", name=f"{name}_out")(y)
+
+
+def bottleneck(x, width, filters, *, strides, name, epsilon, groups=1, stride_on_3x3=False):
+    """1x1 reduce to `width`, 3x3 (in `groups` for ResNeXt), 1x1 expand to `filters` (Fig. 5).
+
+    ResNet v1 and keras.applications stride the first 1x1; ResNeXt (and torchvision) stride
+    the 3x3, which then sees every input pixel instead of every other one.
+    """
+    first, middle = (1, strides) if stride_on_3x3 else (strides, 1)
+    y = conv_bn(x, width, 1, strides=first, name=f"{name}_1", epsilon=epsilon)
+    y = conv3x3_bn(y, width, strides=middle, groups=groups, name=f"{name}_2", epsilon=epsilon)
+    y = conv_bn(y, filters, 1, activation=None, name=f"{name}_3", epsilon=epsilon)
+    s = shortcut_path(x, filters, strides=strides, kind=True, name=name, epsilon=epsilon)
+    y = layers.Add(name=f"{name}_add")([s, y])
+    return layers.Activation("relu", name=f"{name}_out")(y)
+
+
+def preact_bottleneck(x, width, *, strides, project, name, epsilon):
+    """v2's block: BN-ReLU first, then 1x1, 3x3, 1x1, and a sum nothing follows (Fig. 4e, 2016).
+
+    As keras.applications ResNet50V2: a stage's first block projects the pre-activated input
+    (`_0_conv`) and its last block strides the 3x3, subsampling the identity with a 1x1 pool.
+    """
+    preact = bn_act(x, name=f"{name}_preact", epsilon=epsilon)
+    filters = EXPANSION * width
+    if project:
+        shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False,
+                                 name=f"{name}_0_conv")(preact)
+    elif strides > 1:
+        shortcut = layers.MaxPooling2D(1, strides=strides, name=f"{name}_0_pool")(x)
+    else:
+        shortcut = x
+    y = conv_bn(preact, width, 1, name=f"{name}_1", epsilon=epsilon)
+    y = layers.ZeroPadding2D(1, name=f"{name}_2_pad")(y)
+    y = conv_bn(y, width, 3, strides=strides, padding="valid", name=f"{name}_2",
+                epsilon=epsilon)
+    y = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_3_conv")(y)
+    return layers.Add(name=f"{name}_out")([shortcut, y])
+
+
+def stem(x, *, preact, epsilon):
+    """conv1 (7x7/2, 64) and the 3x3/2 max pool, padded as keras.applications pads them."""
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    if preact:  # v2 normalises in the first block's pre-activation instead
+        x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="conv1_conv")(x)
+    else:
+        x = conv_bn(x, 64, 7, strides=2, padding="valid", name="conv1", epsilon=epsilon)
+    # After v1's ReLU every value is >= 0, so padding with zeros is torchvision's -inf padding.
+    x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    return layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+
+
+def resnet(arch, include_top=True, weights=None, input_tensor=None, input_shape=None,
+           pooling=None, classes=1000, classifier_activation="softmax", name=None,
+           shortcut=True, downsample=None):
+    """ResNet v1, v2 or ResNeXt `arch` (a key of ARCHITECTURES) as a Keras functional model.
+
+    Papers: He, Zhang, Ren and Sun, "Deep Residual Learning for Image Recognition", 2015;
+    He, Zhang, Ren and Sun, "Identity Mappings in Deep Residual Networks", 2016 (`_v2`);
+    Xie, Girshick, Dollar, Tu and He, "Aggregated Residual Transformations for Deep Neural
+    Networks", 2017 (`resnext`). resnet50/101/152 and the v2 models compute exactly what
+    keras.applications' ResNet50/101/152 and ResNet50V2/101V2/152V2 compute; resnet18/34 and
+    ResNeXt follow torchvision (stride on the 3x3, padded on all sides).
+
+    Simplified: no convolution has a bias. Before a BatchNorm a bias is cancelled by the mean.
+    Keras's v2 also has biases on the convolutions that write the residual stream (`_3_conv`,
+    `_0_conv`), which the BatchNorms reading the stream absorb, and on its stem, whose bias
+    passes the zero-padded max pool: that one ports exactly only away from the borders.
+
+    shortcut (resnet18 and resnet34 only), for the paper's degradation experiment (Fig. 4):
+    - True: identity shortcuts, 1x1 projections where a stage changes size (option B).
+    - "zero_pad": identity shortcuts, zero channels where a stage changes size (option A, the
+      ResNets of Fig. 4 and Table 2): as many parameters as the plain network.
+    - False: no shortcuts, the paper's plain network ("plain-18", "plain-34").
+
+    downsample (bottleneck models): which convolution of a stage's first block has stride 2.
+    - "1x1": the first 1x1, as the paper's Caffe models and keras.applications (resnet default).
+    - "3x3": the 3x3, as torchvision and timm ("ResNet v1.5", ResNeXt's default): the 3x3 sees
+      every pixel rather than every other one, for about 6% more multiply-adds (resnet50: 4.09
+      against 3.86 billion), the layout behind most published FLOP counts and accuracies.
+    """
+    spec = ARCHITECTURES[arch]
+    args = check_args(arch, include_top=include_top, weights=weights, input_tensor=input_tensor,
+                      input_shape=input_shape, pooling=pooling, classes=classes,
+                      classifier_activation=classifier_activation)
+    _check_shortcut(arch, spec, shortcut)
+    stride_on_3x3 = _check_downsample(arch, spec, downsample)
+    block, preact = spec["block"], spec["block"] == "preact"
+    epsilon = spec.get("epsilon", KERAS_EPSILON)
+    groups, base_width = spec.get("cardinality", 1), spec.get("base_width", 64)
+    inputs, x = model_inputs(input_tensor, args.input_shape)
+    x = stem(x, preact=preact, epsilon=epsilon)
+    for stage, (depth, planes) in enumerate(zip(spec["depths"], WIDTHS)):
+        for b in range(depth):
+            block_name = f"conv{stage + 2}_block{b + 1}"
+            if preact:  # Keras strides the last block of conv2..conv4, conv5 not at all
+                strides = 2 if b == depth - 1 and stage < 3 else 1
+                x = preact_bottleneck(x, planes, strides=strides, project=b == 0,
+                                      name=block_name, epsilon=epsilon)
+                continue
+            strides = 2 if b == 0 and stage > 0 else 1
+            if block == "basic":
+                x = basic_block(x, planes, strides=strides, shortcut=shortcut,
+                                name=block_name, epsilon=epsilon)
+            else:  # torchvision's width rule: ResNet has planes, ResNeXt groups x group width
+                width = planes * base_width // 64 * groups
+                x = bottleneck(x, width, EXPANSION * planes, strides=strides, groups=groups,
+                               stride_on_3x3=stride_on_3x3,
+                               name=block_name, epsilon=epsilon)
+    if preact:
+        x = bn_act(x, name="post", epsilon=epsilon)
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dense(args.classes, activation=classifier_activation, name="predictions")(x)
+    else:
+        x = global_pool(x, pooling)
+    return load_weights(keras.Model(inputs, x, name=name or arch), weights)
+
+
+def _check_shortcut(arch, spec, shortcut):
+    if not (isinstance(shortcut, bool) or (isinstance(shortcut, str) and shortcut == "zero_pad")):
+        raise ValueError(f"shortcut must be True (projection where shapes change), 'zero_pad' "
+                         f"(the paper's option A) or False (a plain net); got {shortcut!r}.")
+    if shortcut is not True and spec["block"] != "basic":
+        raise ValueError(
+            f"shortcut={shortcut!r} is only for the paper's degradation experiment with "
+            f"'resnet18' and 'resnet34' (Fig. 4, Table 2); {arch} always has shortcuts. "
+            "Build resnet18 or resnet34 instead.")
+
+
+def _check_downsample(arch, spec, downsample):
+    default = "3x3" if spec.get("stride_on_3x3", False) else "1x1"
+    if downsample is None:
+        downsample = default
+    if downsample not in ("1x1", "3x3"):
+        raise ValueError(f"downsample must be '1x1' (the paper and keras.applications) or '3x3' "
+                         f"(torchvision's 'ResNet v1.5'); got {downsample!r}.")
+    if downsample != default and spec["block"] != "bottleneck":
+        raise ValueError(f"downsample={downsample!r} applies to bottleneck blocks (resnet50, "
+                         f"resnet101, resnet152, ResNeXt); {arch} keeps its {default} layout.")
+    return downsample == "3x3"
+
+
+for _arch, _spec in ARCHITECTURES.items():
+    register(_arch, family=_spec["family"], paper=_spec["paper"], year=_spec["year"],
+             input_shape=(224, 224, 3), min_size=1, params=_spec["params"],
+             params_source=_spec["source"])(functools.partial(resnet, _arch))
