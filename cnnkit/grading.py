@@ -299,3 +299,174 @@ def check_rmsprop_step(rmsprop_step):
         return f"8 steps agree with keras.optimizers.RMSprop (max difference {err:.1e})."
 
     return _grade("rmsprop_step", run)
+
+
+# --- 06 classic cnns -------------------------------------------------------------------------
+
+__all__ += ["check_conv_output_size", "check_stack_vs_large_kernel",
+            "check_dense_params_after_flatten"]
+
+
+def _whole_number(got, call):
+    _expect(isinstance(got, (int, np.integer)) and not isinstance(got, bool),
+            f"{call} returned {got!r} of type {type(got).__name__}: return a whole number (int); "
+            "`//` divides and rounds down in one step.")
+
+
+def check_conv_output_size(conv_output_size):
+    """`conv_output_size(n, kernel, stride=1, padding=0)` -> side of the output map.
+
+    Checked against Keras on random cases: ZeroPadding2D(padding), then a Conv2D or a
+    MaxPooling2D with that kernel and stride and no padding of its own.
+    """
+    import keras
+
+    def run():
+        rng = np.random.default_rng(8)
+        cases = [(227, 11, 4, 0), (224, 11, 4, 0), (224, 7, 2, 1), (55, 3, 2, 0),
+                 (27, 5, 1, 2), (32, 5, 1, 0), (13, 3, 1, 1), (110, 3, 2, 0)]
+        answers = []
+        while len(cases) < 30:
+            k = int(rng.choice([1, 2, 3, 5, 7, 11]))
+            s, p = int(rng.integers(1, 5)), int(rng.integers(0, 4))
+            cases.append((int(rng.integers(max(1, k - 2 * p), 120)), k, s, p))
+        for index, (n, k, s, p) in enumerate(cases):
+            inputs = keras.Input((n, n, 1))
+            x = keras.layers.ZeroPadding2D(p)(inputs) if p else inputs
+            pooling = index % 3 == 2
+            layer = (keras.layers.MaxPooling2D(k, strides=s) if pooling
+                     else keras.layers.Conv2D(1, k, strides=s))
+            want = int(layer(x).shape[1])
+            call = f"conv_output_size({n}, {k}, {s}, {p})"
+            got = conv_output_size(n, k, s, p)
+            what = (f"a {k}x{k} {'max pooling' if pooling else 'convolution'} with stride {s} on "
+                    f"{n}x{n} pixels padded by {p}")
+            rounded_up = -(-(n + 2 * p - k) // s) + 1
+            if (isinstance(got, float) and not got.is_integer()) or got == rounded_up:
+                hint = ("round down: a window that would hang over the edge is not computed, "
+                        "so use floor division //")
+            elif got == (n + 2 * p - k) // s:
+                hint = "count the window's first position too: + 1"
+            elif p and got == (n + p - k) // s + 1:
+                hint = "the padding goes on both sides: n + 2·padding"
+            else:
+                hint = ("the window starts at the first pixel of the padded input and moves "
+                        "`stride` pixels at a time while it still fits")
+            _expect(got == want, f"{what} gives {want}x{want} maps in Keras; {call} returned "
+                    f"{got!r}: {hint}.")
+            answers.append((got, call))
+        for got, call in answers:  # right values, but are they ints? (55.0 is not a map side)
+            _whole_number(got, call)
+        return (f"{len(cases)} convolutions and poolings agree with Keras; AlexNet's 11x11 stride "
+                f"4 gives {conv_output_size(227, 11, 4, 0)} on 227 pixels but "
+                f"{conv_output_size(224, 11, 4, 0)} on the 224 the paper states.")
+
+    return _grade("conv_output_size", run)
+
+
+def check_stack_vs_large_kernel(stack_vs_large_kernel):
+    """`stack_vs_large_kernel(channels, n_convs)` -> (stack_weights, one_kernel_weights, field).
+
+    n_convs 3x3 convolutions from `channels` to `channels` maps, without biases, against one
+    convolution with the same receptive field: checked against Keras layers and cnnkit.analysis.
+    """
+    import keras
+
+    from cnnkit.analysis import receptive_field
+
+    def conv_stack(channels, kernel, n):
+        inputs = keras.Input((None, None, channels))
+        x = inputs
+        for _ in range(n):
+            x = keras.layers.Conv2D(channels, kernel, padding="same", use_bias=False)(x)
+        return keras.Model(inputs, x)
+
+    def run():
+        rng = np.random.default_rng(9)
+        cases = [(64, 3), (64, 2), (1, 1), (3, 4)] + [
+            (int(rng.integers(1, 129)), int(rng.integers(1, 6))) for _ in range(10)]
+        for channels, n in cases:
+            stack = conv_stack(channels, 3, n)
+            field = receptive_field(stack)[0]
+            want = (stack.count_params(), conv_stack(channels, field, 1).count_params(), field)
+            call = f"stack_vs_large_kernel({channels}, {n})"
+            got = stack_vs_large_kernel(channels, n)
+            _expect(isinstance(got, tuple) and len(got) == 3,
+                    f"return a tuple (stack_weights, one_kernel_weights, field); {call} "
+                    f"returned {got!r}.")
+            for value in got:
+                _whole_number(value, call)
+            what = f"{n} stacked 3x3 convolutions of {channels} maps"
+            if got[2] != want[2]:
+                hint = ("the first 3x3 sees 3 pixels and every further one adds 2"
+                        if got[2] == 3 * n else
+                        "one pixel to start with, and every 3x3 of stride 1 widens it by 2")
+                _expect(False, f"{what} see {want[2]}x{want[2]} pixels; {call} gave a field of "
+                        f"{got[2]}: {hint}.")
+            if got[0] != want[0]:
+                hint = ("count weights only: the paper's 27C² has no biases"
+                        if got[0] == want[0] + n * channels else
+                        f"each layer has 3·3·C·C weights (C = {channels} maps in and out)")
+                _expect(False, f"{what} have {want[0]:,} weights; {call} gave {got[0]!r}: "
+                        f"{hint}.")
+            if got[1] != want[1]:
+                hint = ("count weights only, no bias"
+                        if got[1] == want[1] + channels else
+                        f"one {want[2]}x{want[2]} layer has {want[2]}·{want[2]}·C·C weights")
+                _expect(False, f"one {want[2]}x{want[2]} convolution of {channels} maps has "
+                        f"{want[1]:,} weights; {call} gave {got[1]!r}: {hint}.")
+        three, seven, _ = stack_vs_large_kernel(64, 3)
+        return (f"{len(cases)} stacks agree with Keras layers; three 3x3 layers of 64 maps have "
+                f"{three:,} weights (27C²), one 7x7 has {seven:,} (49C²).")
+
+    return _grade("stack_vs_large_kernel", run)
+
+
+def check_dense_params_after_flatten(dense_params_after_flatten):
+    """`dense_params_after_flatten(height, width, channels, n_pools, units)` -> parameters.
+
+    Maps of height x width x channels go through n_pools 2x2 max poolings (stride 2), are
+    flattened and feed Dense(units): checked against those Keras layers on random sizes.
+    """
+    import keras
+
+    def run():
+        rng = np.random.default_rng(10)
+        cases = [(28, 28, 64, 2, 10), (7, 7, 512, 0, 16), (13, 13, 256, 1, 100),
+                 (100, 60, 3, 3, 7)]
+        answers = []
+        for _ in range(16):
+            n_pools = int(rng.integers(0, 6))
+            h, w = (int(rng.integers(1, 9)) * 2 ** n_pools + int(rng.integers(0, 2 ** n_pools))
+                    for _ in range(2))
+            cases.append((h, w, int(rng.integers(1, 65)), n_pools, int(rng.integers(1, 129))))
+        for h, w, c, n_pools, units in cases:
+            inputs = keras.Input((h, w, c))
+            x = inputs
+            for _ in range(n_pools):
+                x = keras.layers.MaxPooling2D(2)(x)
+            dense = keras.layers.Dense(units)
+            dense(keras.layers.Flatten()(x))
+            want = dense.count_params()
+            call = f"dense_params_after_flatten({h}, {w}, {c}, {n_pools}, {units})"
+            got = dense_params_after_flatten(h, w, c, n_pools, units)
+            side_h, side_w = h // 2 ** n_pools, w // 2 ** n_pools
+            if got == want - units:
+                hint = "add one bias per unit"
+            elif (isinstance(got, float) and not got.is_integer()) or got == round(
+                    h / 2 ** n_pools * w / 2 ** n_pools * c * units + units):
+                hint = (f"each 2x2 pooling rounds down (7 pixels become 3), so after {n_pools} "
+                        f"poolings {h}x{w} maps are {side_h}x{side_w}")
+            else:
+                hint = (f"the maps become {side_h}x{side_w}x{c}; flattened, every one of those "
+                        "values connects to every unit, plus one bias per unit")
+            _expect(got == want, f"Dense({units}) after {n_pools} poolings of {h}x{w}x{c} maps "
+                    f"has {want:,} parameters; {call} returned {got!r}: {hint}.")
+            answers.append((got, call))
+        for got, call in answers:
+            _whole_number(got, call)
+        fc1 = dense_params_after_flatten(224, 224, 512, 5, 4096)
+        return (f"{len(cases)} cases agree with Keras layers; VGG-16's fc1 on 224x224 images has "
+                f"{fc1:,} parameters.")
+
+    return _grade("dense_params_after_flatten", run)
