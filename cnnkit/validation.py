@@ -120,7 +120,9 @@ def model_inputs(input_tensor, input_shape):
     if input_tensor is None:
         image = keras.Input(shape=input_shape, name="image")
         return image, image
-    return keras.utils.get_source_inputs(input_tensor), input_tensor
+    sources = keras.utils.get_source_inputs(input_tensor)
+    # One source input is passed bare, so the model takes a tensor, not a one-element list.
+    return (sources[0] if len(sources) == 1 else sources), input_tensor
 
 
 def load_weights(model, weights):

@@ -41,8 +41,13 @@ def name(request):
 
 @pytest.fixture(scope="module")
 def small(name):
-    """The model at its minimum input size with CLASSES classes (the training test runs last)."""
-    return cnnkit.build(name, input_shape=small_shape(name), classes=CLASSES)
+    """The model at its minimum input size with CLASSES classes (the training test runs last).
+
+    Built from NumPy integers, as a learner's `x.shape[1:]` or `len(np.unique(y))` would give.
+    """
+    h, w, c = small_shape(name)
+    return cnnkit.build(name, classes=np.int64(CLASSES),
+                        input_shape=(np.int64(h), np.int32(w), np.int64(c)))
 
 
 @pytest.fixture(scope="module")
@@ -112,26 +117,20 @@ def test_keras_file_round_trip_in_safe_mode_gives_identical_outputs(name, small,
     assert [layer.name for layer in loaded.layers] == [layer.name for layer in small.layers]
 
 
-def test_weights_argument_loads_a_weights_file(name, small, tmp_path):
+def test_numpy_integers_are_accepted_for_classes_and_shape(name, small):
+    assert small.output_shape == (None, CLASSES)
+    assert small.input_shape == (None, *small_shape(name))
+
+
+def test_weights_file_and_input_tensor_arguments(name, small, tmp_path):
     path = tmp_path / f"{name}.weights.h5"
     small.save_weights(path)
     keras.utils.set_random_seed(2)
-    again = cnnkit.build(name, input_shape=small_shape(name), classes=CLASSES, weights=str(path))
+    image = keras.Input(shape=small_shape(name), name="my_image")
+    again = cnnkit.build(name, input_tensor=image, classes=CLASSES, weights=str(path))
+    assert again.inputs[0] is image
     x = batch(name, seed=3)
     np.testing.assert_array_equal(to_numpy(again(x)), to_numpy(small(x)))
-
-
-def test_input_tensor_is_used_as_the_models_input(name):
-    image = keras.Input(shape=small_shape(name), name="my_image")
-    model = cnnkit.build(name, input_tensor=image, classes=CLASSES)
-    assert model.inputs[0] is image
-
-
-def test_numpy_integers_are_accepted_for_classes_and_shape(name):
-    h, w, c = small_shape(name)
-    model = cnnkit.build(name, classes=np.int64(CLASSES),
-                         input_shape=(np.int64(h), np.int32(w), np.int64(c)))
-    assert model.output_shape == (None, CLASSES) and model.input_shape == (None, h, w, c)
 
 
 def test_one_training_step_changes_every_trainable_weight(name, small):
