@@ -30,121 +30,134 @@ def batch(name, n=2, seed=0):
     return np.random.default_rng(seed).random((n, *small_shape(name)), dtype=np.float32)
 
 
-# Module-scoped and parametrized, so pytest runs every check of one model before moving on to
-# the next one, and the models below are built once per architecture rather than once per test:
-# building a 150-layer network takes seconds on two cores.
-@pytest.fixture(scope="module", params=MODELS)
-def name(request):
-    yield request.param
-    keras.backend.clear_session(free_memory=True)
+# One test class per family, its models a class-scoped parameter: pytest runs every check of one
+# model before the next, the models below are built once per architecture rather than once per
+# test (building a 150-layer network takes seconds on two cores), and pytest-xdist's
+# `--dist loadscope` sends whole families to its workers.
+def pytest_generate_tests(metafunc):
+    if metafunc.cls is not None and issubclass(metafunc.cls, ModelPattern):
+        metafunc.parametrize("name", cnnkit.list_models(metafunc.cls.family), scope="class")
 
 
-@pytest.fixture(scope="module")
-def small(name):
-    """The model at its minimum input size with CLASSES classes (the training test runs last).
+class ModelPattern:
+    """The checks every registered model passes; subclassed below once per family."""
 
-    Built from NumPy integers, as a learner's `x.shape[1:]` or `len(np.unique(y))` would give.
-    """
-    h, w, c = small_shape(name)
-    return cnnkit.build(name, classes=np.int64(CLASSES),
-                        input_shape=(np.int64(h), np.int32(w), np.int64(c)))
+    family = None
 
+    @pytest.fixture(scope="class", autouse=True)
+    def _free_memory(self, name):
+        yield
+        keras.backend.clear_session(free_memory=True)
 
-@pytest.fixture(scope="module")
-def maps(name):
-    """The headless model with pooling=None: its last feature maps."""
-    return cnnkit.build(name, include_top=False, input_shape=small_shape(name))
+    @pytest.fixture(scope="class")
+    def small(self, name):
+        """The model at its minimum input size with CLASSES classes (training runs last).
 
+        Built from NumPy integers, as a learner's `x.shape[1:]` or `len(np.unique(y))` gives.
+        """
+        h, w, c = small_shape(name)
+        return cnnkit.build(name, classes=np.int64(CLASSES),
+                            input_shape=(np.int64(h), np.int32(w), np.int64(c)))
 
-def test_every_model_has_an_independent_reference(name):
-    assert name in REFERENCE_PARAMS, f"add {name}'s reference count to tests/reference.py"
-    assert cnnkit.model_info(name).params == REFERENCE_PARAMS[name][0]
+    @pytest.fixture(scope="class")
+    def maps(self, name):
+        """The headless model with pooling=None: its last feature maps."""
+        return cnnkit.build(name, include_top=False, input_shape=small_shape(name))
 
-
-def test_trainable_parameters_equal_the_reference(name):
-    model = cnnkit.build(name)
-    assert model.input_shape[1:] == cnnkit.model_info(name).input_shape
-    assert count_params(model) == REFERENCE_PARAMS[name][0]
-
-
-def test_parameter_formula_agrees_with_keras_on_every_layer(name, small):
-    """cnnkit.analysis counts each layer by its formula; it must agree with Keras everywhere."""
-    from cnnkit.analysis import layer_params
-    assert [(layer.name, layer_params(layer)) for layer in small.layers] == [
-        (layer.name, layer.count_params()) for layer in small.layers]
+    def test_every_model_has_an_independent_reference(self, name):
+        assert name in REFERENCE_PARAMS, f"add {name}'s reference count to tests/reference.py"
+        assert cnnkit.model_info(name).params == REFERENCE_PARAMS[name][0]
 
 
-def test_forward_pass_gives_one_probability_vector_per_image(name, small):
-    out = to_numpy(small(batch(name, n=4)))
-    assert out.shape == (4, CLASSES)
-    assert np.all(np.isfinite(out))
-    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+    def test_trainable_parameters_equal_the_reference(self, name):
+        model = cnnkit.build(name)
+        assert model.input_shape[1:] == cnnkit.model_info(name).input_shape
+        assert count_params(model) == REFERENCE_PARAMS[name][0]
 
 
-def test_headless_model_without_pooling_returns_feature_maps(name, maps):
-    out = to_numpy(maps(batch(name)))
-    assert out.ndim == 4 and out.shape[1:] == tuple(maps.output.shape[1:])
-    assert min(out.shape[1:3]) >= 1
+    def test_parameter_formula_agrees_with_keras_on_every_layer(self, name, small):
+        """cnnkit.analysis counts each layer by its formula; it must agree with Keras everywhere."""
+        from cnnkit.analysis import layer_params
+        assert [(layer.name, layer_params(layer)) for layer in small.layers] == [
+            (layer.name, layer.count_params()) for layer in small.layers]
 
 
-def test_max_pooling_pools_the_last_feature_maps(name, maps):
-    model = cnnkit.build(name, include_top=False, pooling="max", input_shape=small_shape(name))
-    model.set_weights(maps.get_weights())
-    x = batch(name)
-    np.testing.assert_allclose(to_numpy(model(x)), to_numpy(maps(x)).max(axis=(1, 2)),
-                               rtol=1e-5, atol=1e-6)
+    def test_forward_pass_gives_one_probability_vector_per_image(self, name, small):
+        out = to_numpy(small(batch(name, n=4)))
+        assert out.shape == (4, CLASSES)
+        assert np.all(np.isfinite(out))
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_average_pooling_accepts_any_size(name, maps):
-    channels = cnnkit.model_info(name).input_shape[2]
-    model = cnnkit.build(name, include_top=False, pooling="avg", input_shape=(None, None, channels))
-    size = cnnkit.model_info(name).min_size
-    a = to_numpy(model(np.zeros((1, size, size, channels), "float32")))
-    b = to_numpy(model(np.zeros((1, 2 * size, size + 3, channels), "float32")))
-    assert a.shape == b.shape == (1, maps.output.shape[-1])
-    model.set_weights(maps.get_weights())
-    x = batch(name)
-    np.testing.assert_allclose(to_numpy(model(x)), to_numpy(maps(x)).mean(axis=(1, 2)),
-                               rtol=1e-5, atol=1e-6)
+    def test_headless_model_without_pooling_returns_feature_maps(self, name, maps):
+        out = to_numpy(maps(batch(name)))
+        assert out.ndim == 4 and out.shape[1:] == tuple(maps.output.shape[1:])
+        assert min(out.shape[1:3]) >= 1
 
 
-def test_keras_file_round_trip_in_safe_mode_gives_identical_outputs(name, small, tmp_path):
-    path = tmp_path / f"{name}.keras"
-    small.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    x = batch(name, seed=1)
-    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(small(x)))
-    assert [layer.name for layer in loaded.layers] == [layer.name for layer in small.layers]
+    def test_max_pooling_pools_the_last_feature_maps(self, name, maps):
+        model = cnnkit.build(name, include_top=False, pooling="max", input_shape=small_shape(name))
+        model.set_weights(maps.get_weights())
+        x = batch(name)
+        np.testing.assert_allclose(to_numpy(model(x)), to_numpy(maps(x)).max(axis=(1, 2)),
+                                   rtol=1e-5, atol=1e-6)
 
 
-def test_numpy_integers_are_accepted_for_classes_and_shape(name, small):
-    assert small.output_shape == (None, CLASSES)
-    assert small.input_shape == (None, *small_shape(name))
+    def test_average_pooling_accepts_any_size(self, name, maps):
+        channels = cnnkit.model_info(name).input_shape[2]
+        model = cnnkit.build(name, include_top=False, pooling="avg", input_shape=(None, None, channels))
+        size = cnnkit.model_info(name).min_size
+        a = to_numpy(model(np.zeros((1, size, size, channels), "float32")))
+        b = to_numpy(model(np.zeros((1, 2 * size, size + 3, channels), "float32")))
+        assert a.shape == b.shape == (1, maps.output.shape[-1])
+        model.set_weights(maps.get_weights())
+        x = batch(name)
+        np.testing.assert_allclose(to_numpy(model(x)), to_numpy(maps(x)).mean(axis=(1, 2)),
+                                   rtol=1e-5, atol=1e-6)
 
 
-def test_weights_file_and_input_tensor_arguments(name, small, tmp_path):
-    path = tmp_path / f"{name}.weights.h5"
-    small.save_weights(path)
-    keras.utils.set_random_seed(2)
-    image = keras.Input(shape=small_shape(name), name="my_image")
-    again = cnnkit.build(name, input_tensor=image, classes=CLASSES, weights=str(path))
-    assert again.inputs[0] is image
-    x = batch(name, seed=3)
-    np.testing.assert_array_equal(to_numpy(again(x)), to_numpy(small(x)))
+    def test_keras_file_round_trip_in_safe_mode_gives_identical_outputs(self, name, small, tmp_path):
+        path = tmp_path / f"{name}.keras"
+        small.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True)
+        x = batch(name, seed=1)
+        np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(small(x)))
+        assert [layer.name for layer in loaded.layers] == [layer.name for layer in small.layers]
 
 
-def test_one_training_step_changes_every_trainable_weight(name, small):
-    keras.utils.set_random_seed(0)
-    # Eagerly: tracing a 100-layer training step into a graph takes longer than running it.
-    small.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy",
-                  run_eagerly=True)
-    before = [np.array(w) for w in small.trainable_weights]
-    loss = small.train_on_batch(batch(name, n=4), np.array([0, 1, 2, 1]))
-    assert np.isfinite(loss)
-    unchanged = [w.path for w, b in zip(small.trainable_weights, before)
-                 if np.array_equal(np.array(w), b)]
-    assert unchanged == []
-    assert int(small.optimizer.iterations) == 1
+    def test_numpy_integers_are_accepted_for_classes_and_shape(self, name, small):
+        assert small.output_shape == (None, CLASSES)
+        assert small.input_shape == (None, *small_shape(name))
+
+
+    def test_weights_file_and_input_tensor_arguments(self, name, small, tmp_path):
+        path = tmp_path / f"{name}.weights.h5"
+        small.save_weights(path)
+        keras.utils.set_random_seed(2)
+        image = keras.Input(shape=small_shape(name), name="my_image")
+        again = cnnkit.build(name, input_tensor=image, classes=CLASSES, weights=str(path))
+        assert again.inputs[0] is image
+        x = batch(name, seed=3)
+        np.testing.assert_array_equal(to_numpy(again(x)), to_numpy(small(x)))
+
+
+    def test_one_training_step_changes_every_trainable_weight(self, name, small):
+        keras.utils.set_random_seed(0)
+        # Eagerly: tracing a 100-layer training step into a graph takes longer than running it.
+        small.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy",
+                      run_eagerly=True)
+        before = [np.array(w) for w in small.trainable_weights]
+        loss = small.train_on_batch(batch(name, n=4), np.array([0, 1, 2, 1]))
+        assert np.isfinite(loss)
+        unchanged = [w.path for w, b in zip(small.trainable_weights, before)
+                     if np.array_equal(np.array(w), b)]
+        assert unchanged == []
+        assert int(small.optimizer.iterations) == 1
+
+
+for _family in cnnkit.list_families():
+    _cls = f"Test{_family.title().replace('_', '')}Models"
+    globals()[_cls] = type(_cls, (ModelPattern,), {"family": _family})
 
 
 def bad_arguments(name):
