@@ -9,7 +9,7 @@ from keras import layers
 
 from cnnkit.layers import GroupConv2D
 
-__all__ = ["global_pool", "conv_bn", "bn_act", "BN_EPSILON", "BN_MOMENTUM"]
+__all__ = ["global_pool", "classifier", "conv_bn", "bn_act", "BN_EPSILON", "BN_MOMENTUM"]
 
 # PyTorch's defaults (eps 1e-5, running-average momentum 0.1, i.e. Keras momentum 0.9): the
 # reference implementations the parameter counts come from use them, and a 0.9 running average
@@ -25,6 +25,22 @@ def global_pool(x, pooling, name_prefix=""):
     if pooling == "max":
         return layers.GlobalMaxPooling2D(name=f"{name_prefix}max_pool")(x)
     return x
+
+
+def classifier(x, *, include_top, pooling, classes, activation, dropout=0.0,
+               name="predictions"):
+    """The end of a modern classifier: global average pool, dropout if any, dense `predictions`.
+
+    Headless (include_top=False) it applies the `pooling` option instead. `name` also prefixes
+    the pooling and dropout layers, so an auxiliary head "aux_predictions" gets "aux_avg_pool".
+    """
+    prefix = name.removesuffix("predictions")
+    if not include_top:
+        return global_pool(x, pooling, prefix)
+    x = layers.GlobalAveragePooling2D(name=f"{prefix}avg_pool")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name=f"{prefix}dropout")(x)
+    return layers.Dense(classes, activation=activation, name=name)(x)
 
 
 def bn_act(x, *, name, activation="relu", epsilon=BN_EPSILON, scale=True):

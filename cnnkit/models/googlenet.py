@@ -58,7 +58,7 @@ halve the maps with stride 2 and pass their max-pooled input through without a p
 import keras
 from keras import layers
 
-from cnnkit.blocks import conv_bn, global_pool
+from cnnkit.blocks import classifier, conv_bn
 from cnnkit.layers import LocalResponseNormalization
 from cnnkit.registry import register
 from cnnkit.validation import check_args, load_weights, model_inputs
@@ -183,12 +183,8 @@ def googlenet(include_top=True, weights=None, input_tensor=None, input_shape=Non
             if aux_logits and module in AUX_TAPS:
                 aux.append(auxiliary_classifier(x, args.classes, classifier_activation,
                                                 name=f"aux_{module}"))
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.Dropout(0.4, name="dropout")(x)
-        x = layers.Dense(args.classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = global_pool(x, pooling)
+    x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
+                   activation=classifier_activation, dropout=0.4)
     outputs = [x, *aux] if aux_logits else x
     return load_weights(keras.Model(inputs, outputs, name=name), weights)
 
@@ -242,9 +238,6 @@ def inception_v2(include_top=True, weights=None, input_tensor=None, input_shape=
     for module, filters in BN_INCEPTION_MODULES.items():
         strides = 2 if module in BN_STRIDED else 1
         x = bn_inception_module(x, filters, strides=strides, name=f"inception_{module}")
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.Dense(args.classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = global_pool(x, pooling)
+    x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
+                   activation=classifier_activation)
     return load_weights(keras.Model(inputs, x, name=name), weights)

@@ -48,7 +48,7 @@ numbered: `mixed_5b_3x3dbl_2_conv`. The layer named like a block is its output, 
 import keras
 from keras import layers
 
-from cnnkit.blocks import conv_bn, global_pool
+from cnnkit.blocks import classifier, conv_bn
 from cnnkit.registry import register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
@@ -110,14 +110,6 @@ def stem(x, table):
     return x
 
 
-def classifier(x, classes, activation, name="predictions", dropout=0.0):
-    """Global average pool, optional dropout, dense: every top here, the auxiliary one too."""
-    x = layers.GlobalAveragePooling2D(name=f"{name.removesuffix('predictions')}avg_pool")(x)
-    if dropout:
-        x = layers.Dropout(dropout, name="dropout")(x)
-    return layers.Dense(classes, activation=activation, name=name)(x)
-
-
 # Inception-v3's stem as released, also Keras's Inception-ResNet-v2 stem.
 V3_STEM = [("conv_1a_3x3", (32, 3, 2)), ("conv_2a_3x3", (32, 3, 1, "valid")),
            ("conv_2b_3x3", (64, 3)), ("pool_3a_3x3", "max"),
@@ -163,7 +155,8 @@ def auxiliary_classifier(x, classes, activation):
     x = layers.AveragePooling2D(5, strides=3, name="aux_pool_5x5")(x)
     x = conv(x, "aux_1x1", 128, 1)
     x = conv(x, "aux_5x5", 768, 5, padding="valid")
-    return classifier(x, classes, activation, name="aux_predictions")
+    return classifier(x, include_top=True, pooling=None, classes=classes,
+                      activation=activation, name="aux_predictions")
 
 
 @register("inception_v3", family="inception",
@@ -211,10 +204,8 @@ def inception_v3(include_top=True, weights=None, input_tensor=None, input_shape=
         x = inception_module(x, block, branches)
         if block == "mixed_6e" and aux_logits:
             aux = auxiliary_classifier(x, args.classes, classifier_activation)
-    if include_top:
-        x = classifier(x, args.classes, classifier_activation)
-    else:
-        x = global_pool(x, pooling)
+    x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
+                   activation=classifier_activation)
     outputs = [x, aux] if aux_logits else x
     return load_weights(keras.Model(inputs, outputs, name=name), weights)
 
@@ -270,10 +261,8 @@ def inception_v4(include_top=True, weights=None, input_tensor=None, input_shape=
     x = stem(x, V4_STEM)
     for block, branches in V4_STEM_MODULES + V4_BLOCKS:
         x = inception_module(x, block, branches)
-    if include_top:
-        x = classifier(x, args.classes, classifier_activation, dropout=0.2)
-    else:
-        x = global_pool(x, pooling)
+    x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
+                   activation=classifier_activation, dropout=0.2)
     return load_weights(keras.Model(inputs, x, name=name), weights)
 
 
@@ -345,8 +334,6 @@ def inception_resnet_v2(include_top=True, weights=None, input_tensor=None, input
         x = inception_resnet_block(x, f"inception_resnet_c{i}", IR_C, scale=1.0 if last else 0.2,
                                    activation=None if last else "relu")
     x = conv(x, "conv_7b_1x1", 1536, 1)
-    if include_top:
-        x = classifier(x, args.classes, classifier_activation, dropout=0.2)
-    else:
-        x = global_pool(x, pooling)
+    x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
+                   activation=classifier_activation, dropout=0.2)
     return load_weights(keras.Model(inputs, x, name=name), weights)

@@ -36,7 +36,7 @@ import functools
 import keras
 from keras import layers
 
-from cnnkit.blocks import BN_EPSILON, bn_act, conv_bn, global_pool
+from cnnkit.blocks import BN_EPSILON, bn_act, classifier, conv_bn
 from cnnkit.registry import register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
@@ -234,11 +234,8 @@ def resnet(arch, include_top=True, weights=None, input_tensor=None, input_shape=
                                name=block_name, epsilon=epsilon)
     if preact:
         x = bn_act(x, name="post", epsilon=epsilon)
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.Dense(args.classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = global_pool(x, pooling)
+    x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
+                   activation=classifier_activation)
     return load_weights(keras.Model(inputs, x, name=name or arch), weights)
 
 

@@ -21,7 +21,7 @@ strided 1x1 convolution with BatchNorm where the block halves the maps, the iden
 import keras
 from keras import layers
 
-from cnnkit.blocks import bn_act, global_pool
+from cnnkit.blocks import bn_act, classifier
 from cnnkit.registry import register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
@@ -106,9 +106,6 @@ def xception(include_top=True, weights=None, input_tensor=None, input_shape=None
         # The last two convolutions put the ReLU after BatchNorm: no shortcut follows them.
         x = separable_conv(x, filters, name=f"block14_sepconv{i}", relu_first=False)
         x = layers.Activation("relu", name=f"block14_sepconv{i}_act")(x)
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.Dense(args.classes, activation=classifier_activation, name="predictions")(x)
-    else:
-        x = global_pool(x, pooling)
+    x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
+                   activation=classifier_activation)
     return load_weights(keras.Model(inputs, x, name=name), weights)
