@@ -659,3 +659,170 @@ def check_separable_params(separable_params):
                 f"{3 * 3 * 728 * 728:,}.")
 
     return _grade("separable_params", run)
+
+
+# --- 08 resnet -------------------------------------------------------------------------------
+
+__all__ += ["check_residual_block", "check_bottleneck_params"]
+
+
+def _reference_block(shape, filters, strides):
+    """cnnkit's basic block (projection shortcut where the shape changes) on an input `shape`."""
+    import keras
+
+    from cnnkit.models.resnet import basic_block
+
+    inputs = keras.Input(shape)
+    return keras.Model(inputs, basic_block(inputs, filters, strides=strides, shortcut=True,
+                                           name="reference", epsilon=1e-5))
+
+
+def check_residual_block(residual_block):
+    """`residual_block(x, filters, strides=1)` -> ResNet's basic block on the Keras tensor x.
+
+    Built on random shapes and checked against cnnkit's `basic_block`: output shape, trainable
+    parameters, and, with every convolution kernel set to zero (F = 0), that the block returns
+    ReLU(x) where the shortcut is the identity.
+    """
+    import keras
+
+    from cnnkit.analysis import count_params
+
+    def run():
+        rng = np.random.default_rng(11)
+        cases = [((8, 8, 16), 16, 1), ((8, 8, 16), 32, 2), ((6, 6, 8), 16, 1), ((9, 7, 8), 8, 2),
+                 ((56, 56, 64), 64, 1), ((56, 56, 64), 128, 2)]
+        for _ in range(8):
+            c_in = int(rng.choice([4, 8, 12, 16]))
+            strides = int(rng.integers(1, 3))
+            filters = c_in * int(rng.choice([1, 2])) if rng.random() < 0.7 else int(
+                rng.choice([4, 8, 24]))
+            cases.append(((int(rng.integers(3, 12)), int(rng.integers(3, 12)), c_in), filters,
+                          strides))
+        for shape, filters, strides in cases:
+            call = f"residual_block(x, {filters}, strides={strides}) on x of shape {shape}"
+            identity = strides == 1 and shape[-1] == filters
+            reference = _reference_block(shape, filters, strides)
+            inputs = keras.Input(shape)
+            try:
+                outputs = residual_block(inputs, filters, strides=strides)
+            except NotImplementedError:
+                raise
+            except Exception as err:
+                if identity:
+                    raise
+                raise GradeFailure(
+                    f"{call} raised {type(err).__name__}: {err}. Here F(x) has another shape "
+                    f"than x, so the shortcut must be projected: a 1x1 Conv2D with {filters} "
+                    f"filters and strides={strides} (no bias), then BatchNormalization.") from err
+            _expect(outputs is not None and hasattr(outputs, "shape"),
+                    f"{call} returned {outputs!r}: return the block's output tensor.")
+            model = keras.Model(inputs, outputs)
+            want_shape = tuple(reference.output.shape[1:])
+            _expect(tuple(model.output.shape[1:]) == want_shape,
+                    f"{call} gives an output of shape {tuple(model.output.shape[1:])}, expected "
+                    f"{want_shape}: the first 3x3 convolution has the stride, and both use "
+                    "padding='same'.")
+            got, want = count_params(model), count_params(reference)
+            biases = 2 * filters + (0 if identity else filters)
+            if got == want + biases:
+                hint = ("BatchNorm follows every convolution, so a bias would be cancelled by it: "
+                        "use Conv2D(..., use_bias=False)")
+            elif identity and got == want + shape[-1] * filters + 2 * filters:
+                hint = ("x and F(x) already have the same shape here: the shortcut is the "
+                        "identity, project it only when the stride or the channels change")
+            elif identity and got == want + shape[-1] * filters + 3 * filters:
+                hint = ("x and F(x) already have the same shape here: the shortcut is the "
+                        "identity, with no 1x1 convolution")
+            elif not identity and got == want - 2 * filters:
+                hint = ("the projection shortcut needs its own BatchNormalization after its 1x1 "
+                        "convolution")
+            else:
+                hint = ("two 3x3 convolutions without bias, each followed by BatchNormalization, "
+                        "and a 1x1 projection (+ BatchNormalization) only where the shape changes")
+            _expect(got == want, f"{call} has {got:,} trainable parameters, cnnkit's basic block "
+                    f"{want:,}: {hint}.")
+            if identity:
+                for layer in model.layers:  # F = 0: every convolution outputs zeros
+                    if isinstance(layer, keras.layers.Conv2D):
+                        layer.kernel.assign(np.zeros(layer.kernel.shape, "float32"))
+                x = rng.normal(size=(2, *shape)).astype("float32")
+                y = keras.ops.convert_to_numpy(model(x, training=False))
+                if np.allclose(y, 0, atol=1e-6):
+                    hint = ("with F = 0 your block returns zeros: it has no shortcut. Add x to "
+                            "F(x) with layers.Add()")
+                elif np.allclose(y, x, atol=1e-5):
+                    hint = ("with F = 0 your block returns x itself: apply the ReLU after the "
+                            "addition, y = ReLU(F(x) + x)")
+                else:
+                    hint = ("with F = 0 (every kernel zero, BatchNorm at its initial state) "
+                            "y = ReLU(0 + x) must come out: F(x) = BN(conv(ReLU(BN(conv(x))))), "
+                            "then y = ReLU(F(x) + x)")
+                _expect(np.allclose(y, np.maximum(x, 0), atol=1e-5), f"{call}: {hint}.")
+        return (f"{len(cases)} blocks agree with cnnkit's basic_block (shapes and parameters); "
+                "with F = 0 the identity blocks return ReLU(x).")
+
+    return _grade("residual_block", run)
+
+
+def _reference_bottleneck_params(c_in, width, c_out, groups):
+    import keras
+
+    from cnnkit.analysis import count_params
+    from cnnkit.models.resnet import bottleneck
+
+    inputs = keras.Input((4, 4, c_in))
+    outputs = bottleneck(inputs, width, c_out, strides=1, groups=groups, name="reference",
+                         epsilon=1e-5)
+    return count_params(keras.Model(inputs, outputs))
+
+
+def check_bottleneck_params(bottleneck_params):
+    """`bottleneck_params(c_in, width, c_out, groups=1)` -> trainable parameters of a bottleneck.
+
+    1x1 c_in -> width, 3x3 width -> width in `groups` groups, 1x1 width -> c_out, each without
+    bias and followed by BatchNorm (γ and β), plus a 1x1 projection and its BatchNorm when
+    c_in != c_out (stride 1). Checked against cnnkit's `bottleneck` block on random sizes.
+    """
+
+    def run():
+        rng = np.random.default_rng(12)
+        cases = [(256, 64, 256, 1), (64, 64, 256, 1), (512, 128, 512, 1), (256, 128, 256, 32),
+                 (1024, 512, 1024, 32), (256, 256, 256, 8)]
+        for _ in range(14):
+            groups = int(rng.choice([1, 1, 2, 4, 8, 32]))
+            width = groups * int(rng.integers(1, 9))
+            c_in = int(rng.integers(1, 65)) * 4
+            c_out = c_in if rng.random() < 0.5 else int(rng.integers(1, 65)) * 4
+            cases.append((c_in, width, c_out, groups))
+        for c_in, width, c_out, groups in cases:
+            want = _reference_bottleneck_params(c_in, width, c_out, groups)
+            call = f"bottleneck_params({c_in}, {width}, {c_out}, groups={groups})"
+            got = bottleneck_params(c_in, width, c_out, groups=groups)
+            _whole_number(got, call)
+            projection = (c_in * c_out + 2 * c_out) if c_in != c_out else 0
+            bn = 2 * (width + width + c_out) + (2 * c_out if projection else 0)
+            if projection and got == want - projection:
+                hint = (f"c_in ≠ c_out, so the shortcut is projected: a 1x1 convolution "
+                        f"({c_in}·{c_out} weights) and its BatchNorm")
+            elif got == want + bn:
+                hint = ("count only γ and β of each BatchNorm: its moving mean and variance are "
+                        "not trainable")
+            elif got == want - bn:
+                hint = "every convolution is followed by a BatchNorm with γ and β per channel"
+            elif groups > 1 and got == want + 9 * width * width * (groups - 1) // groups:
+                hint = (f"the 3x3 is split into {groups} groups: each filter sees only "
+                        f"{width}/{groups} = {width // groups} channels")
+            else:
+                hint = ("1x1 (c_in·width) + 3x3 (9·width·width/groups) + 1x1 (width·c_out) "
+                        "weights, 2 per channel for each BatchNorm, and a projection only "
+                        "when c_in ≠ c_out")
+            _expect(got == want, f"{call} returned {got!r}; cnnkit's bottleneck block has "
+                    f"{want:,} trainable parameters: {hint}.")
+        resnet = bottleneck_params(256, 64, 256)
+        resnext = bottleneck_params(256, 128, 256, groups=32)
+        return (f"{len(cases)} blocks agree with cnnkit's bottleneck; at 256 channels ResNet-50's "
+                f"block has {resnet:,} parameters and ResNeXt-50's (32 groups, twice as wide) "
+                f"{resnext:,}.")
+
+    return _grade("bottleneck_params", run)

@@ -1,0 +1,130 @@
+"""Experiments that lessons run but learners need not read: networks trained side by side.
+
+- `cifar_resnet(n, shortcut)`: the 6n+2-layer networks of ResNet's CIFAR-10 experiment (He et
+  al., "Deep Residual Learning for Image Recognition", 2015, Sec. 4.2), plain or residual, built
+  from the same `basic_block` as resnet18 and resnet34.
+- `train_side_by_side(models, x, y, ...)`: several compiled models trained on the same batches,
+  in the same order, one step each in turn, until the epochs are done or a time budget is spent,
+  so their loss curves compare like with like (lesson 08's degradation experiment).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+from keras import layers
+
+from cnnkit.blocks import BN_EPSILON, conv_bn
+from cnnkit.models.resnet import basic_block
+
+__all__ = ["cifar_resnet", "train_side_by_side", "SideBySide"]
+
+
+def cifar_resnet(n, shortcut="zero_pad", *, width=16, input_shape=(32, 32, 3), classes=10,
+                 name=None):
+    """ResNet's CIFAR-10 network of 6n+2 layers (Sec. 4.2), or its plain twin.
+
+    A 3x3 convolution of `width` filters, three stages of n basic blocks with width, 2·width and
+    4·width filters on maps of 32, 16 and 8 pixels (the first block of stages 2 and 3 has stride
+    2), global average pooling and a `classes`-way softmax: n = 3, 5, 7, 9 give 20, 32, 44 and 56
+    layers. As in the paper, shortcut="zero_pad" (option A) gives the residual network exactly
+    the parameters of the plain one (shortcut=False); shortcut=True projects instead (option B).
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a whole number >= 1 (6n + 2 layers); got {n!r}.")
+    inputs = keras.Input(input_shape, name="image")
+    x = conv_bn(inputs, width, 3, name="conv1", epsilon=BN_EPSILON)
+    for stage in range(3):
+        for b in range(n):
+            x = basic_block(x, width * 2 ** stage, strides=2 if b == 0 and stage > 0 else 1,
+                            shortcut=shortcut, name=f"conv{stage + 2}_block{b + 1}",
+                            epsilon=BN_EPSILON)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    outputs = layers.Dense(classes, activation="softmax", name="predictions")(x)
+    kind = "plain" if shortcut is False else "resnet"
+    return keras.Model(inputs, outputs, name=name or f"{kind}{6 * n + 2}")
+
+
+@dataclass
+class SideBySide:
+    """What `train_side_by_side` measured: one loss per step for every model, same batches."""
+
+    losses: dict  # model name -> list of training losses, one per step
+    steps_per_epoch: int
+    planned_steps: int
+    seconds: float
+    stopped_early: bool  # the time budget ran out before the planned steps
+    step_seconds: dict = field(default_factory=dict)  # model name -> total seconds in its steps
+
+    @property
+    def steps(self) -> int:
+        return len(next(iter(self.losses.values())))
+
+    @property
+    def epochs(self) -> float:
+        return self.steps / self.steps_per_epoch
+
+    def _window(self):
+        """The last fifth of the run, at most one epoch: long enough to average out the batches."""
+        return min(self.steps_per_epoch, max(1, self.steps // 5))
+
+    def smoothed(self, name, window=None):
+        """Running mean of `name`'s step losses over `window` steps (default: a fifth of the run,
+        at most one epoch)."""
+        losses = np.asarray(self.losses[name], dtype=float)
+        window = max(1, min(window or self._window(), len(losses)))
+        return np.convolve(losses, np.ones(window) / window, mode="valid")
+
+    def final_loss(self, name, last=None):
+        """Mean training loss of `name` over its `last` steps (default: the last fifth of the
+        run, at most one epoch)."""
+        return float(np.mean(self.losses[name][-(last or self._window()):]))
+
+
+def train_side_by_side(models, x, y, *, batch_size=32, epochs=1, seconds=None, seed=0,
+                       drop_remainder=True):
+    """Train compiled `models` ({name: model}) on the same shuffled batches of (x, y), in turn.
+
+    Every step draws one batch (a fresh random order each epoch) and gives it to each model's
+    `train_on_batch`, so all models see the same examples in the same order and take the same
+    number of steps. Training stops after `epochs`, or at the end of the first step that
+    finishes after `seconds` have passed (None: no limit). drop_remainder=True skips each
+    epoch's partial last batch: every step then has the same shape, so the backend compiles one
+    training step per model rather than two. Works on every Keras backend (no tf.data).
+    """
+    if not models:
+        raise ValueError("give at least one model, as {name: compiled model}.")
+    n = len(x)
+    if n != len(y) or n == 0:
+        raise ValueError(f"x and y must hold the same, non-zero number of examples; got {len(x)} "
+                         f"and {len(y)}.")
+    steps_per_epoch = n // batch_size if drop_remainder else math.ceil(n / batch_size)
+    if steps_per_epoch == 0:
+        raise ValueError(f"{n} examples make no full batch of {batch_size}: lower batch_size "
+                         "or pass drop_remainder=False.")
+    planned = epochs * steps_per_epoch
+    rng = np.random.default_rng(seed)
+    losses = {name: [] for name in models}
+    spent = {name: 0.0 for name in models}
+    start = time.perf_counter()
+    stopped = False
+    for step in range(planned):
+        if step % steps_per_epoch == 0:
+            order = rng.permutation(n)
+        batch = order[(step % steps_per_epoch) * batch_size:][:batch_size]
+        xb, yb = x[batch], y[batch]
+        for name, model in models.items():
+            t = time.perf_counter()
+            loss = model.train_on_batch(xb, yb)
+            spent[name] += time.perf_counter() - t
+            losses[name].append(float(np.asarray(loss).reshape(-1)[0]))
+        if seconds is not None and time.perf_counter() - start > seconds and step + 1 < planned:
+            stopped = True
+            break
+    return SideBySide(losses=losses, steps_per_epoch=steps_per_epoch, planned_steps=planned,
+                      seconds=time.perf_counter() - start, stopped_early=stopped,
+                      step_seconds=spent)
