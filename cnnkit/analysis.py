@@ -35,7 +35,8 @@ import keras
 from keras import layers as L
 
 __all__ = ["count_params", "layer_params", "receptive_fields", "receptive_field",
-           "layer_stats", "model_macs", "memory_access", "format_table", "RFRow", "LayerStats",
+           "layer_stats", "model_macs", "memory_access", "weight_depth", "format_table", "RFRow",
+           "LayerStats",
            "CONVENTIONS"]
 
 
@@ -94,6 +95,23 @@ def layer_params(layer) -> int:
         raise ValueError(f"no parameter formula for {type(layer).__name__} ({layer.name}); "
                          "add one to cnnkit.analysis.layer_params.")
     return 0
+
+
+WEIGHT_LAYERS = (L.Conv2D, L.Conv2DTranspose, L.DepthwiseConv2D, L.SeparableConv2D, L.Dense)
+
+
+def weight_depth(model) -> int:
+    """Convolution and dense layers on the longest path from input to output: a paper's "depth".
+
+    GoogLeNet is "22 layers deep when counting only layers with parameters"; BatchNorm, pooling
+    and activations do not count, and where branches merge the deepest branch does.
+    """
+    deep = {id(t): 0 for t in model.inputs}
+    for layer, node in _nodes(model):
+        below = max(deep[id(t)] for t in node.input_tensors)
+        for t in node.output_tensors:
+            deep[id(t)] = below + isinstance(layer, WEIGHT_LAYERS)
+    return max(deep[id(t)] for t in model.outputs)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -201,3 +201,20 @@ def test_layer_table_prints_every_layer_with_thousands_separators():
     assert lines[0].split() == ["layer", "kind", "output_shape", "params", "macs", "memory"]
     assert "4,640" in lines[1] and "294,912" in lines[1] and len(lines) == 3
     assert np.isclose(A.count_params(model), 4640)
+
+
+# --- depth -----------------------------------------------------------------------------------
+
+def test_weight_depth_counts_weight_layers_on_the_longest_path():
+    inputs = keras.Input((16, 16, 3))
+    short = layers.Conv2D(4, 1)(inputs)
+    long = layers.Conv2D(4, 3, padding="same")(layers.Conv2D(4, 1)(inputs))
+    long = layers.ReLU()(layers.BatchNormalization()(long))
+    x = layers.Concatenate()([short, layers.MaxPooling2D(1)(long)])
+    model = keras.Model(inputs, layers.Dense(2)(layers.GlobalAveragePooling2D()(x)))
+    assert A.weight_depth(model) == 3  # two convolutions on the long branch, then the dense
+
+
+def test_googlenet_is_22_layers_deep():
+    # Szegedy et al. 2014: "22 layers deep when counting only layers with parameters".
+    assert A.weight_depth(cnnkit.build("googlenet", input_shape=(32, 32, 3))) == 22
