@@ -9,7 +9,8 @@ from keras import layers
 
 from cnnkit.layers import GroupConv2D
 
-__all__ = ["global_pool", "classifier", "conv_bn", "bn_act", "BN_EPSILON", "BN_MOMENTUM"]
+__all__ = ["global_pool", "classifier", "conv_bn", "bn_act", "depthwise_conv_bn",
+           "squeeze_excite", "make_divisible", "BN_EPSILON", "BN_MOMENTUM"]
 
 # PyTorch's defaults (eps 1e-5, running-average momentum 0.1, i.e. Keras momentum 0.9): the
 # reference implementations the parameter counts come from use them, and a 0.9 running average
@@ -63,6 +64,44 @@ def conv_bn(x, filters, kernel_size, *, name, strides=1, padding="same", groups=
     x = conv(filters, kernel_size, strides=strides, padding=padding, groups=groups,
                       dilation_rate=dilation_rate, use_bias=False, name=f"{name}_conv")(x)
     return bn_act(x, name=name, activation=activation, epsilon=epsilon, scale=scale)
+
+
+def depthwise_conv_bn(x, kernel_size, *, name, strides=1, padding="same", activation="relu",
+                      epsilon=BN_EPSILON, scale=True):
+    """Depthwise convolution (one filter per channel, no bias), BatchNorm, activation.
+
+    The spatial half of a depthwise separable convolution (MobileNet, 2017): k*k*C weights
+    instead of k*k*C*C'; a 1x1 `conv_bn` after it mixes the channels.
+    """
+    x = layers.DepthwiseConv2D(kernel_size, strides=strides, padding=padding, use_bias=False,
+                               name=f"{name}_conv")(x)
+    return bn_act(x, name=name, activation=activation, epsilon=epsilon, scale=scale)
+
+
+def squeeze_excite(x, reduced, *, name, activation="relu", gate="sigmoid"):
+    """Squeeze-and-excitation: reweight each channel by a gate computed from all channels.
+
+    Hu, Shen and Sun, "Squeeze-and-Excitation Networks" (2018), Fig. 2: squeeze each channel to
+    its global average (`{name}_squeeze`), excite through a bottleneck of `reduced` channels
+    (`{name}_reduce`, `{name}_expand`: 1x1 convolutions with bias, the paper's two FC layers)
+    ending in a gate in [0, 1], and scale the input by it (`{name}_excite`). MobileNetV3 uses
+    gate="hard_sigmoid", EfficientNet activation="swish".
+    """
+    channels = x.shape[-1]
+    s = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_squeeze")(x)
+    s = layers.Conv2D(reduced, 1, activation=activation, name=f"{name}_reduce")(s)
+    s = layers.Conv2D(channels, 1, activation=gate, name=f"{name}_expand")(s)
+    return layers.Multiply(name=f"{name}_excite")([x, s])
+
+
+def make_divisible(value, divisor=8, min_value=None):
+    """Round a channel count to a multiple of `divisor`, losing at most 10% (MobileNetV2 code).
+
+    Width multipliers give counts like 0.75 * 36 = 27; hardware prefers multiples of 8.
+    """
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
 
 
 def _act_name(activation):
