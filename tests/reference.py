@@ -8,6 +8,7 @@ the count is derived layer by layer from the paper's own table in a `derived_*.p
 
 from derived_inception import INCEPTION_V2_PARAMS
 from derived_resnet import RESNET152_V2_PARAMS
+from derived_shufflenet import SHUFFLENET_V1_PARAMS
 
 REFERENCE_PARAMS = {
     # Derived from LeCun et al. 1998: conv 5x5 1->6 (156) + conv 5x5 6->16 (2,416)
@@ -37,6 +38,58 @@ REFERENCE_PARAMS = {
     "resnet152_v2": (RESNET152_V2_PARAMS, "derived from He et al. 2016 and 2015, Table 1"),
     "resnext50_32x4d": (25_028_904, "torchvision"),
     "resnext101_32x8d": (88_791_336, "torchvision"),
+    # 09 dense connections
+    "densenet121": (7_978_856, "torchvision (= keras.applications DenseNet121 trainable)"),
+    "densenet169": (14_149_480, "torchvision (= keras.applications DenseNet169 trainable)"),
+    "densenet201": (20_013_928, "torchvision (= keras.applications DenseNet201 trainable)"),
+    "dpn68": (12_611_602, "timm"),
+    "dpn92": (37_668_392, "timm"),
+    "dpn98": (61_570_728, "timm"),
+    "dpn107": (86_917_800, "timm"),
+    "dpn131": (79_254_504, "timm"),
+    "vovnet39": (22_600_296, "timm vovnet39a"),
+    "vovnet57": (36_640_296, "timm vovnet57a"),
+    "vovnet39_v2": (24_568_936, "timm ese_vovnet39b"),
+    # 10 channel attention
+    "se_resnet50": (28_088_024, "timm seresnet50"),
+    "se_resnext50_32x4d": (27_559_896, "timm seresnext50_32x4d"),
+    "senet154": (115_088_984, "timm legacy_senet154"),
+    "sk_resnet18": (11_958_056, "timm skresnet18"),
+    "sk_resnet34": (22_282_376, "timm skresnet34"),
+    "sk_resnext50_32x4d": (27_479_784, "timm skresnext50_32x4d"),
+    "resnest14": (10_611_688, "timm resnest14d"),
+    "resnest26": (17_069_448, "timm resnest26d"),
+    "resnest50": (27_483_240, "timm resnest50d"),
+    # 11 efficient design
+    "mobilenet_v1": (4_231_976, "timm mobilenetv1_100 (= keras.applications MobileNet trainable)"),
+    "mobilenet_v2": (3_504_872, "torchvision (= keras.applications MobileNetV2 trainable)"),
+    "mobilenet_v3_small": (2_542_856, "torchvision (= keras.applications MobileNetV3Small "
+                                      "trainable)"),
+    "mobilenet_v3_large": (5_483_032, "torchvision (= keras.applications MobileNetV3Large "
+                                      "trainable)"),
+    "shufflenet_v1": (SHUFFLENET_V1_PARAMS[3], "derived from Zhang et al. 2017, Table 1 "
+                                               "(ShuffleNet 1x, g = 3)"),
+    "shufflenet_v2_x0_5": (1_366_792, "torchvision"),
+    "shufflenet_v2_x1_0": (2_278_604, "torchvision"),
+    "shufflenet_v2_x1_5": (3_503_624, "torchvision"),
+    "shufflenet_v2_x2_0": (7_393_996, "torchvision"),
+    "ghostnet": (5_182_508, "timm ghostnet_100"),
+    "efficientnet_b0": (5_288_548, "torchvision (= keras.applications EfficientNetB0 trainable)"),
+    "efficientnet_b1": (7_794_184, "torchvision (= keras.applications EfficientNetB1 trainable)"),
+    "efficientnet_b2": (9_109_994, "torchvision (= keras.applications EfficientNetB2 trainable)"),
+    "efficientnet_b3": (12_233_232, "torchvision (= keras.applications EfficientNetB3 trainable)"),
+    "efficientnet_b4": (19_341_616, "torchvision (= keras.applications EfficientNetB4 trainable)"),
+    "efficientnet_b5": (30_389_784, "torchvision (= keras.applications EfficientNetB5 trainable)"),
+    "efficientnet_b6": (43_040_704, "torchvision (= keras.applications EfficientNetB6 trainable)"),
+    "efficientnet_b7": (66_347_960, "torchvision (= keras.applications EfficientNetB7 trainable)"),
+    # 12 re-parameterization: the training-time models, three branches per block
+    "repvgg_a0": (9_108_968, "timm repvgg_a0"),
+    "repvgg_a1": (14_092_264, "timm repvgg_a1"),
+    "repvgg_a2": (28_210_600, "timm repvgg_a2"),
+    "repvgg_b0": (15_817_960, "timm repvgg_b0"),
+    "repvgg_b1": (57_415_016, "timm repvgg_b1"),
+    # 14 detection backbones
+    "darknet53": (41_609_928, "timm darknet53"),
 }
 
 # Variants that are options of a registered model rather than models of their own.
@@ -49,4 +102,19 @@ VARIANT_PARAMS = {
     # BatchNorms, summed in derived_resnet.py from Table 1.
     ("resnet18", "shortcut=False"): (11_515_688, "derived from He et al. 2015, Table 1"),
     ("resnet34", "shortcut=False"): (21_623_848, "derived from He et al. 2015, Table 1"),
+    # RepVGG after re-parameterization: one 3x3 convolution with bias per block.
+    ("repvgg_a0", "deploy"): (8_309_384, "timm reparameterize_model"),
+    ("repvgg_a1", "deploy"): (12_789_864, "timm reparameterize_model"),
+    ("repvgg_a2", "deploy"): (25_499_944, "timm reparameterize_model"),
+    ("repvgg_b0", "deploy"): (14_339_048, "timm reparameterize_model"),
+    ("repvgg_b1", "deploy"): (51_829_480, "timm reparameterize_model"),
+    # ShuffleNet 1x with the other group counts of Table 1, summed in derived_shufflenet.py.
+    ("shufflenet_v1", "groups=1"): (SHUFFLENET_V1_PARAMS[1], "derived from Zhang et al. 2017, "
+                                                              "Table 1"),
+    ("shufflenet_v1", "groups=2"): (SHUFFLENET_V1_PARAMS[2], "derived from Zhang et al. 2017, "
+                                                              "Table 1"),
+    ("shufflenet_v1", "groups=4"): (SHUFFLENET_V1_PARAMS[4], "derived from Zhang et al. 2017, "
+                                                              "Table 1"),
+    ("shufflenet_v1", "groups=8"): (SHUFFLENET_V1_PARAMS[8], "derived from Zhang et al. 2017, "
+                                                              "Table 1"),
 }

@@ -1,0 +1,132 @@
+"""Check registered models on another Keras backend (JAX, PyTorch), on a GPU if there is one.
+
+Not a test (CI runs TensorFlow on a CPU): a script for a machine that has the backend.
+
+    KERAS_BACKEND=jax python tools/backend_check.py [names ...]
+    KERAS_BACKEND=torch python tools/backend_check.py --reference [names ...]
+
+For each model, at its minimum input size with 3 classes: a forward pass, a compiled training
+step that must move every trainable weight, and a `.keras` round trip in safe mode that must
+give identical outputs. `--reference` also counts the trainable parameters of the same model in
+torchvision or timm, where those are installed, and compares them with cnnkit's.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+import keras  # noqa: E402
+
+import cnnkit  # noqa: E402
+from cnnkit.analysis import count_params  # noqa: E402
+
+# cnnkit name -> (library, its name); torchvision first where it has the model.
+REFERENCE_NAMES = {
+    **{n: ("torchvision", n) for n in (
+        "vgg11", "vgg13", "vgg16", "vgg19", "resnet18", "resnet34", "resnet50", "resnet101",
+        "resnet152", "resnext50_32x4d", "resnext101_32x8d", "inception_v3", "densenet121",
+        "densenet169", "densenet201", "mobilenet_v2", "mobilenet_v3_small",
+        "mobilenet_v3_large", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0",
+        "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
+        *(f"efficientnet_b{i}" for i in range(8)))},
+    "inception_v4": ("timm", "inception_v4"),
+    "inception_resnet_v2": ("timm", "inception_resnet_v2"),
+    "xception": ("timm", "legacy_xception"),
+    "resnet50_v2": ("timm", "resnetv2_50"), "resnet101_v2": ("timm", "resnetv2_101"),
+    **{n: ("timm", n) for n in ("dpn68", "dpn92", "dpn98", "dpn107", "dpn131", "darknet53",
+                                "repvgg_a0", "repvgg_a1", "repvgg_a2", "repvgg_b0",
+                                "repvgg_b1")},
+    "vovnet39": ("timm", "vovnet39a"), "vovnet57": ("timm", "vovnet57a"),
+    "vovnet39_v2": ("timm", "ese_vovnet39b"),
+    "se_resnet50": ("timm", "seresnet50"), "se_resnext50_32x4d": ("timm", "seresnext50_32x4d"),
+    "senet154": ("timm", "legacy_senet154"),
+    "sk_resnet18": ("timm", "skresnet18"), "sk_resnet34": ("timm", "skresnet34"),
+    "sk_resnext50_32x4d": ("timm", "skresnext50_32x4d"),
+    "resnest14": ("timm", "resnest14d"), "resnest26": ("timm", "resnest26d"),
+    "resnest50": ("timm", "resnest50d"),
+    "mobilenet_v1": ("timm", "mobilenetv1_100"), "ghostnet": ("timm", "ghostnet_100"),
+}
+
+
+def reference_count(name):
+    """Trainable parameters of the reference library's model, or None if it is not here."""
+    if name not in REFERENCE_NAMES:
+        return None
+    library, ref = REFERENCE_NAMES[name]
+    try:
+        if library == "torchvision":
+            import torchvision
+            model = getattr(torchvision.models, ref)(weights=None, **(
+                {"aux_logits": False, "init_weights": False} if ref == "inception_v3" else {}))
+        else:
+            import timm
+            model = timm.create_model(ref, pretrained=False)
+    except Exception as error:  # the library or the model is missing here
+        return f"n/a ({type(error).__name__})"
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def check(name, tmp):
+    info = cnnkit.model_info(name)
+    shape = (info.min_size, info.min_size, info.input_shape[2])
+    keras.utils.set_random_seed(0)
+    model = cnnkit.build(name, input_shape=shape, classes=3)
+    x = np.random.default_rng(0).random((4, *shape), dtype=np.float32)
+    y = np.array([0, 1, 2, 1])
+    out = keras.ops.convert_to_numpy(model(x))
+    assert out.shape == (4, 3) and np.allclose(out.sum(axis=1), 1, atol=1e-4), out
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
+    start = time.perf_counter()
+    loss = float(model.train_on_batch(x, y))
+    step = time.perf_counter() - start
+    assert np.isfinite(loss), loss
+    unchanged = [w.path for w, b in zip(model.trainable_weights, before)
+                 if np.array_equal(keras.ops.convert_to_numpy(w), b)]
+    assert not unchanged, f"weights that did not move: {unchanged[:3]}"
+    path = os.path.join(tmp, f"{name}.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)),
+                                  keras.ops.convert_to_numpy(model(x)))
+    return step
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="models (default: all)")
+    parser.add_argument("--reference", action="store_true",
+                        help="compare parameter counts with torchvision/timm")
+    args = parser.parse_args(argv)
+    names = args.names or cnnkit.list_models()
+    print(f"backend {keras.backend.backend()}, {len(names)} models")
+    failures = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            line = f"{name:22s}"
+            try:
+                step = check(name, tmp)
+                line += f" ok   first train step {step:6.2f} s"
+            except Exception as error:  # report every model, then fail at the end
+                failures += 1
+                line += f" FAIL {type(error).__name__}: {str(error)[:200]}"
+            if args.reference:
+                ours = count_params(cnnkit.build(name))
+                ref = reference_count(name)
+                verdict = "equal" if ours == ref else "DIFFERENT" if isinstance(ref, int) else ""
+                failures += verdict == "DIFFERENT"
+                line += f" | params {ours:,} reference {ref if ref is None or isinstance(ref, str) else f'{ref:,}'} {verdict}"
+            print(line, flush=True)
+            keras.backend.clear_session()
+    print(f"{failures} failure(s)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
