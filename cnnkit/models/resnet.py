@@ -95,10 +95,11 @@ def conv3x3_bn(x, filters, *, name, strides=1, groups=1, activation="relu", epsi
                    activation=activation, epsilon=epsilon)
 
 
-def shortcut_path(x, filters, *, strides, kind, name, epsilon):
+def shortcut_path(x, filters, *, strides, kind, name, epsilon, kernel_size=1):
     """The identity, or, where the block changes size or channels, option B or A of Sec. 3.3.
 
-    Option B (kind=True): a 1x1 convolution with the block's stride + BN, `{name}_0_conv`.
+    Option B (kind=True): a 1x1 convolution with the block's stride + BN, `{name}_0_conv`;
+    SENet-154 strides a 3x3 there instead (kernel_size=3), which sees every input pixel.
     Option A (kind="zero_pad"): keep every other pixel and append zero channels; no parameters.
     """
     if strides == 1 and x.shape[-1] == filters:
@@ -108,6 +109,9 @@ def shortcut_path(x, filters, *, strides, kind, name, epsilon):
         zeros = layers.Rescaling(0.0, name=f"{name}_0_zeros")(x)  # as many zero channels
         return layers.Concatenate(name=f"{name}_0_pad")([x] + [zeros] * (
             filters // x.shape[-1] - 1))
+    if kernel_size == 3:
+        return conv3x3_bn(x, filters, strides=strides, activation=None, name=f"{name}_0",
+                          epsilon=epsilon)
     return conv_bn(x, filters, 1, strides=strides, activation=None, name=f"{name}_0",
                    epsilon=epsilon)
 
@@ -125,17 +129,24 @@ def basic_block(x, filters, *, strides, shortcut, name, epsilon):
     return layers.Activation("relu", name=f"{name}_out")(y)
 
 
-def bottleneck(x, width, filters, *, strides, name, epsilon, groups=1, stride_on_3x3=False):
+def bottleneck(x, width, filters, *, strides, name, epsilon, groups=1, stride_on_3x3=False,
+               first_width=None, shortcut_kernel=1, attention=None):
     """1x1 reduce to `width`, 3x3 (in `groups` for ResNeXt), 1x1 expand to `filters` (Fig. 5).
 
     ResNet v1 and keras.applications stride the first 1x1; ResNeXt (and torchvision) stride
-    the 3x3, which then sees every input pixel instead of every other one.
+    the 3x3, which then sees every input pixel instead of every other one. For SENet
+    (cnnkit.models.senet): `first_width` narrows the first 1x1 (SENet-154 halves it),
+    `shortcut_kernel` is the projection's kernel, and `attention(y, name=name)` reweights the
+    residual branch before the sum (the SE block).
     """
     first, middle = (1, strides) if stride_on_3x3 else (strides, 1)
-    y = conv_bn(x, width, 1, strides=first, name=f"{name}_1", epsilon=epsilon)
+    y = conv_bn(x, first_width or width, 1, strides=first, name=f"{name}_1", epsilon=epsilon)
     y = conv3x3_bn(y, width, strides=middle, groups=groups, name=f"{name}_2", epsilon=epsilon)
     y = conv_bn(y, filters, 1, activation=None, name=f"{name}_3", epsilon=epsilon)
-    s = shortcut_path(x, filters, strides=strides, kind=True, name=name, epsilon=epsilon)
+    if attention is not None:
+        y = attention(y, name=name)
+    s = shortcut_path(x, filters, strides=strides, kind=True, name=name, epsilon=epsilon,
+                      kernel_size=shortcut_kernel)
     y = layers.Add(name=f"{name}_add")([s, y])
     return layers.Activation("relu", name=f"{name}_out")(y)
 
