@@ -10,7 +10,8 @@ from keras import layers
 from cnnkit.layers import GroupConv2D
 
 __all__ = ["global_pool", "classifier", "conv_bn", "bn_act", "depthwise_conv_bn",
-           "squeeze_excite", "make_divisible", "BN_EPSILON", "BN_MOMENTUM"]
+           "squeeze_excite", "make_divisible", "inverted_residual", "BN_EPSILON",
+           "BN_MOMENTUM"]
 
 # PyTorch's defaults (eps 1e-5, running-average momentum 0.1, i.e. Keras momentum 0.9): the
 # reference implementations the parameter counts come from use them, and a 0.9 running average
@@ -106,3 +107,40 @@ def make_divisible(value, divisor=8, min_value=None):
 
 def _act_name(activation):
     return activation if isinstance(activation, str) else activation.__name__
+
+
+def inverted_residual(x, filters, *, name, expansion=6, kernel_size=3, strides=1,
+                      activation="relu6", se_reduced=None, se_activation="relu",
+                      se_gate="sigmoid", drop_rate=0.0, epsilon=BN_EPSILON):
+    """MobileNetV2's inverted residual; with squeeze-excite, the MBConv of V3 and EfficientNet.
+
+    Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks" (2018), Table 1:
+    - `{name}_expand`: a 1x1 widens the narrow input `expansion` times (rounded to a multiple
+      of 8, as MobileNetV3's ratios like 72/16 need); left out when expansion is 1;
+    - `{name}_depthwise`: a kxk depthwise convolution filters each wide channel on its own;
+    - `{name}_se`: squeeze-and-excitation to `se_reduced` channels, if given (V3, EfficientNet);
+    - `{name}_project`: a 1x1 back to `filters`, with BatchNorm but no activation: a ReLU in
+      the narrow space would destroy information (Sec. 3.2, the "linear bottleneck");
+    - `{name}_add`: the input is added when the stride is 1 and the widths match. With
+      drop_rate > 0 (EfficientNet's stochastic depth) training drops a sample's whole residual
+      branch with that probability (`{name}_drop`, a Dropout shared over height, width and
+      channels), so the block passes its input through unchanged.
+    A strided depthwise pads "same": at every fixed input size, exactly the pixels that
+    keras.applications' ZeroPadding2D(correct_pad(...)) adds.
+    """
+    in_channels = x.shape[-1]
+    y = x
+    if expansion != 1:
+        y = conv_bn(y, make_divisible(in_channels * expansion), 1, name=f"{name}_expand",
+                    activation=activation, epsilon=epsilon)
+    y = depthwise_conv_bn(y, kernel_size, strides=strides, name=f"{name}_depthwise",
+                          activation=activation, epsilon=epsilon)
+    if se_reduced:
+        y = squeeze_excite(y, se_reduced, name=f"{name}_se", activation=se_activation,
+                           gate=se_gate)
+    y = conv_bn(y, filters, 1, name=f"{name}_project", activation=None, epsilon=epsilon)
+    if strides != 1 or in_channels != filters:
+        return y
+    if drop_rate:
+        y = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}_drop")(y)
+    return layers.Add(name=f"{name}_add")([x, y])

@@ -9,10 +9,10 @@ from cnnkit.models import googlenet, inception, xception  # noqa: F401  (07 ince
 from cnnkit.models import resnet  # noqa: F401  (08 resnet)
 from cnnkit.models import densenet, dpn, vovnet  # noqa: F401  (09 dense connections)
 from cnnkit.models import senet, sknet, resnest  # noqa: F401  (10 channel attention)
-from cnnkit.models import shufflenet, ghostnet  # noqa: F401  (11 efficient design)
+from cnnkit.models import mobilenet, shufflenet, ghostnet, efficientnet  # noqa: F401  (11)
 from cnnkit.models import repvgg  # noqa: F401  (12 re-parameterization)
 from cnnkit.models import darknet  # noqa: F401  (14 detection blocks)
 
 __all__ = ["lenet", "alexnet", "vgg", "googlenet", "inception", "xception", "resnet",
-           "densenet", "dpn", "vovnet", "senet", "sknet", "resnest", "shufflenet", "ghostnet",
-           "repvgg", "darknet"]
+           "densenet", "dpn", "vovnet", "senet", "sknet", "resnest", "mobilenet", "shufflenet",
+           "ghostnet", "efficientnet", "repvgg", "darknet"]
