@@ -3,9 +3,12 @@
 Each architecture that registers itself is checked here without a line of new test code:
 exact trainable parameters against tests/reference.py, forward shapes, headless pooling (checked
 against pooling the feature maps by hand), the .keras round trip in safe mode, weights from a
-file, a training step that moves every weight, and a ValueError for each kind of bad argument.
-All but the parameter count run at the model's minimum input size to keep the suite fast.
+file, a training step that moves every weight, the minimum input size, and a ValueError for
+each kind of bad argument. All but the parameter count run at the model's minimum input size to
+keep the suite fast; the checks of a builder's own code run once per builder (SAME_BUILDER_AS).
 """
+
+import dataclasses
 
 import numpy as np
 import pytest
@@ -30,13 +33,61 @@ def batch(name, n=2, seed=0):
     return np.random.default_rng(seed).random((n, *small_shape(name)), dtype=np.float32)
 
 
+# Models that are another row of the same builder's table: the same function builds them with
+# other depths or widths (checked below), so they run no code path their base has not run. They
+# pass every check that depends on the table row (the exact count, forward pass, headless maps,
+# minimum size, the formula on every layer, a training step that moves every weight); the
+# checks of the builder's code alone (pooling options, saving, weights files) run on the base.
+# This keeps the suite inside CI's time budget: a 700-layer network takes about 8 s of CPU to
+# build, and those four checks build it four more times.
+SAME_BUILDER_AS = {
+    **dict.fromkeys(["vgg13", "vgg16", "vgg19"], "vgg11"),
+    "resnet34": "resnet18", "resnet101": "resnet50", "resnet152": "resnet50",
+    "resnet101_v2": "resnet50_v2", "resnet152_v2": "resnet50_v2",
+    "resnext101_32x8d": "resnext50_32x4d",
+    "densenet169": "densenet121", "densenet201": "densenet121",
+    **dict.fromkeys(["dpn92", "dpn98", "dpn107", "dpn131"], "dpn68"),
+    "vovnet57": "vovnet39", "sk_resnet34": "sk_resnet18",
+    "resnest26": "resnest14", "resnest50": "resnest14",
+    "mobilenet_v3_large": "mobilenet_v3_small",
+    **dict.fromkeys(["shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"],
+                    "shufflenet_v2_x0_5"),
+    **{f"efficientnet_b{i}": "efficientnet_b0" for i in range(1, 8)},
+    **dict.fromkeys(["repvgg_a1", "repvgg_a2", "repvgg_b0", "repvgg_b1"], "repvgg_a0"),
+}
+
+
+def builder_check(test):
+    """Mark a check of the builder's code that runs on a base model, not on its table rows."""
+    test.builder_check = True
+    return test
+
+
 # One test class per family, its models a class-scoped parameter: pytest runs every check of one
 # model before the next, the models below are built once per architecture rather than once per
 # test (building a 150-layer network takes seconds on two cores), and pytest-xdist's
 # `--dist loadscope` sends whole families to its workers.
 def pytest_generate_tests(metafunc):
     if metafunc.cls is not None and issubclass(metafunc.cls, ModelPattern):
-        metafunc.parametrize("name", cnnkit.list_models(metafunc.cls.family), scope="class")
+        names = cnnkit.list_models(metafunc.cls.family)
+        if getattr(metafunc.function, "builder_check", False):
+            names = [name for name in names if name not in SAME_BUILDER_AS]
+        metafunc.parametrize("name", names, scope="class")
+
+
+def _builder(name):
+    builder = cnnkit.model_info(name).builder
+    return getattr(builder, "func", builder), getattr(builder, "keywords", {})
+
+
+@pytest.mark.parametrize("name, base", SAME_BUILDER_AS.items())
+def test_table_rows_share_their_base_builder(name, base):
+    """A model listed in SAME_BUILDER_AS is built by its base's function, with only table data
+    (an architecture key) changed; its family and options are the base's."""
+    (func, kwargs), (base_func, base_kwargs) = _builder(name), _builder(base)
+    assert func is base_func and kwargs == base_kwargs
+    assert cnnkit.model_info(name).family == cnnkit.model_info(base).family
+    assert base not in SAME_BUILDER_AS
 
 
 class ModelPattern:
@@ -95,6 +146,23 @@ class ModelPattern:
         assert min(out.shape[1:3]) >= 1
 
 
+    def test_min_size_is_the_smallest_input_whose_feature_maps_are_not_empty(self, name, maps,
+                                                                             monkeypatch):
+        """`maps` is built at min_size and is not empty (above); one pixel less empties it."""
+        info = cnnkit.model_info(name)
+        assert min(maps.output.shape[1:3]) >= 1
+        # Lift the validator's limit to see what one pixel less does to the network itself.
+        monkeypatch.setitem(cnnkit.registry._REGISTRY, name,
+                            dataclasses.replace(info, min_size=1))
+        smaller = (info.min_size - 1, info.min_size - 1, info.input_shape[2])
+        try:
+            fewer = cnnkit.build(name, include_top=False, input_shape=smaller)
+        except ValueError:
+            return  # Keras itself refuses: a negative size somewhere, or no pixels at all
+        assert min(fewer.output.shape[1:3]) < 1
+
+
+    @builder_check
     def test_max_pooling_pools_the_last_feature_maps(self, name, maps):
         model = cnnkit.build(name, include_top=False, pooling="max", input_shape=small_shape(name))
         model.set_weights(maps.get_weights())
@@ -103,6 +171,7 @@ class ModelPattern:
                                    rtol=1e-5, atol=1e-6)
 
 
+    @builder_check
     def test_average_pooling_accepts_any_size(self, name, maps):
         channels = cnnkit.model_info(name).input_shape[2]
         model = cnnkit.build(name, include_top=False, pooling="avg", input_shape=(None, None, channels))
@@ -116,6 +185,7 @@ class ModelPattern:
                                    rtol=1e-5, atol=1e-6)
 
 
+    @builder_check
     def test_keras_file_round_trip_in_safe_mode_gives_identical_outputs(self, name, small, tmp_path):
         path = tmp_path / f"{name}.keras"
         small.save(path)
@@ -130,6 +200,7 @@ class ModelPattern:
         assert small.input_shape == (None, *small_shape(name))
 
 
+    @builder_check
     def test_weights_file_and_input_tensor_arguments(self, name, small, tmp_path):
         path = tmp_path / f"{name}.weights.h5"
         small.save_weights(path)
