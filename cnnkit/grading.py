@@ -826,3 +826,728 @@ def check_bottleneck_params(bottleneck_params):
                 f"{resnext:,}.")
 
     return _grade("bottleneck_params", run)
+
+
+# --- 09 dense connections ------------------------------------------------------------------
+
+__all__ += ["check_dense_block_channels", "check_dense_layer_params", "check_transition_output"]
+
+
+def check_dense_block_channels(dense_block_channels):
+    """`dense_block_channels(k0, k, layers)` -> the channels after each layer of a dense block.
+
+    Checked against the `_concat` outputs of cnnkit's `dense_block` (DenseNet's BN-ReLU-1x1(4k)-
+    BN-ReLU-3x3(k) layers, each concatenated to its input) on random sizes.
+    """
+    import keras
+
+    from cnnkit.models.densenet import dense_block
+
+    def run():
+        rng = np.random.default_rng(13)
+        cases = [(64, 32, 6), (24, 12, 8), (16, 48, 3), (3, 1, 1)]
+        cases += [(int(rng.integers(1, 129)), int(rng.integers(1, 49)), int(rng.integers(1, 9)))
+                  for _ in range(6)]
+        for k0, k, depth in cases:
+            inputs = keras.Input((1, 1, k0))
+            reference = keras.Model(inputs, dense_block(inputs, depth, k, name="reference"))
+            want = [reference.get_layer(f"reference_block{b}_concat").output.shape[-1]
+                    for b in range(1, depth + 1)]
+            call = f"dense_block_channels({k0}, {k}, {depth})"
+            got = dense_block_channels(k0, k, depth)
+            _expect(isinstance(got, (list, tuple)),
+                    f"{call} returned {got!r}: return a list with the channels after each of "
+                    f"the {depth} layers, e.g. [{k0 + k}, {k0 + 2 * k}, ...].")
+            got = list(got)
+            for value in got:
+                _whole_number(value, call)
+            if len(got) != depth:
+                hint = f"one number per dense layer: {depth} of them"
+            elif got == [k0 + layer * k for layer in range(depth)]:
+                hint = ("off by one: after layer l the block holds k0 + l·k channels, so the "
+                        "first entry is k0 + k")
+            elif got == [k0 + layer * 4 * k for layer in range(1, depth + 1)]:
+                hint = ("the 1x1 bottleneck's 4k maps stay inside the layer: only the k maps of "
+                        "its 3x3 convolution are concatenated")
+            elif got == [layer * k for layer in range(1, depth + 1)]:
+                hint = ("concatenation keeps the block's input: its k0 channels are part of "
+                        "every layer's output")
+            elif got == [k0] * depth or got == [k] * depth:
+                hint = ("a dense layer concatenates, it does not add: the channels grow by k "
+                        "per layer")
+            else:
+                hint = "each layer appends its k new maps to everything before it: k0 + l·k"
+            _expect(got == want, f"{call} returned {got}; cnnkit's dense_block gives {want}: "
+                    f"{hint}.")
+        ends = [dense_block_channels(k0, 32, depth)[-1]
+                for k0, depth in ((64, 6), (128, 12), (256, 24), (512, 16))]
+        return (f"{len(cases)} blocks agree with cnnkit's dense_block; DenseNet-121's four "
+                f"blocks end with {', '.join(map(str, ends))} channels.")
+
+    return _grade("dense_block_channels", run)
+
+
+def _reference_dense_layer_params(c_in, k, bottleneck):
+    """Trainable parameters of a dense layer: cnnkit's `dense_layer` (its bottleneck is 4), or
+    the same BN-ReLU-1x1(bottleneck·k)-BN-ReLU-3x3(k) built from Keras layers for another."""
+    import keras
+    from keras import layers
+
+    from cnnkit.analysis import count_params
+    from cnnkit.models.densenet import BOTTLENECK, dense_layer
+
+    inputs = keras.Input((3, 3, c_in))
+    if bottleneck == BOTTLENECK:
+        outputs = dense_layer(inputs, k, name="reference")
+    else:
+        y = layers.ReLU()(layers.BatchNormalization()(inputs))
+        y = layers.Conv2D(bottleneck * k, 1, use_bias=False)(y)
+        y = layers.ReLU()(layers.BatchNormalization()(y))
+        y = layers.Conv2D(k, 3, padding="same", use_bias=False)(y)
+        outputs = layers.Concatenate()([inputs, y])
+    return count_params(keras.Model(inputs, outputs))
+
+
+def check_dense_layer_params(dense_layer_params):
+    """`dense_layer_params(c_in, k, bottleneck=4)` -> trainable parameters of a DenseNet-B layer.
+
+    BN-ReLU-1x1 conv (bottleneck·k maps)-BN-ReLU-3x3 conv (k maps), no biases, BatchNorm with γ
+    and β: checked against cnnkit's `dense_layer` (bottleneck 4) and the same Keras layers with
+    other bottlenecks, on random sizes.
+    """
+
+    def run():
+        rng = np.random.default_rng(14)
+        cases = [(64, 32, 4), (992, 32, 4), (24, 12, 4), (128, 48, 4), (64, 32, 2), (40, 12, 1)]
+        cases += [(int(rng.integers(1, 1025)), int(rng.integers(1, 65)),
+                   int(rng.choice([4, 4, 4, 1, 2, 3, 6]))) for _ in range(12)]
+        for c, k, b in cases:
+            want = _reference_dense_layer_params(c, k, b)
+            call = f"dense_layer_params({c}, {k}, bottleneck={b})"
+            got = dense_layer_params(c, k, bottleneck=b)
+            _whole_number(got, call)
+            bn = 2 * c + 2 * b * k
+            if got == want + bn:
+                hint = ("count only γ and β of each BatchNorm: its moving mean and variance are "
+                        "not trainable")
+            elif got == want - bn:
+                hint = ("each BatchNorm has γ and β per channel: 2·c_in before the 1x1, "
+                        "2·bottleneck·k before the 3x3")
+            elif got == want + b * k + k:
+                hint = ("the convolutions have no bias (BatchNorm follows each one): "
+                        "use_bias=False")
+            elif got == 2 * c + 9 * c * k:
+                hint = ("the layer has a bottleneck: a 1x1 convolution to bottleneck·k maps, "
+                        "and the 3x3 reads those, not the c_in input channels")
+            elif got == want - 9 * b * k * k + 9 * c * k:
+                hint = "the 3x3 convolution reads the bottleneck's bottleneck·k maps, not c_in"
+            elif b != 4 and got == _reference_dense_layer_params(c, k, 4):
+                hint = "use the bottleneck argument: the 1x1 makes bottleneck·k maps"
+            else:
+                hint = ("BN on c_in (2·c_in), 1x1 c_in → bottleneck·k, BN (2·bottleneck·k), "
+                        "3x3 bottleneck·k → k")
+            _expect(got == want, f"{call} returned {got!r}; the real layer has {want:,} "
+                    f"trainable parameters: {hint}.")
+        first, last = dense_layer_params(64, 32), dense_layer_params(992, 32)
+        return (f"{len(cases)} layers agree with the real ones; in DenseNet-121 the first dense "
+                f"layer has {first:,} parameters and the last of block 3 (992 channels in) "
+                f"{last:,}.")
+
+    return _grade("dense_layer_params", run)
+
+
+def check_transition_output(transition_output):
+    """`transition_output(shape, compression=0.5)` -> (height, width, channels) it outputs.
+
+    Checked against cnnkit's `transition` (BN-ReLU, 1x1 conv to ⌊θ·m⌋ channels, 2x2 average pool
+    with stride 2) on random shapes, odd sizes included.
+    """
+    import keras
+
+    from cnnkit.models.densenet import transition
+
+    def run():
+        rng = np.random.default_rng(15)
+        cases = [((56, 56, 256), 0.5), ((28, 28, 512), 0.5), ((14, 14, 1024), 0.5),
+                 ((7, 9, 15), 0.5), ((8, 8, 96), 1.0), ((13, 12, 30), 0.75)]
+        # Dyadic shares (0.375 = 3/8, ...) keep θ·m exact in floating point.
+        for _ in range(12):
+            shape = tuple(int(n) for n in (rng.integers(2, 40), rng.integers(2, 40),
+                                           rng.integers(4, 513)))
+            cases.append((shape, float(rng.choice([0.5, 0.5, 0.25, 0.375, 0.625, 0.75, 1.0]))))
+        for shape, theta in cases:
+            inputs = keras.Input(shape)
+            want = tuple(transition(inputs, theta, name="reference").shape[1:])
+            call = f"transition_output({shape}, compression={theta})"
+            got = transition_output(shape, compression=theta)
+            _expect(isinstance(got, (tuple, list)) and len(got) == 3,
+                    f"{call} returned {got!r}: return (height, width, channels).")
+            got = tuple(got)
+            for value in got:
+                _whole_number(value, call)
+            h, w, c = shape
+            size_wrong = got[:2] != want[:2]
+            if size_wrong and got[:2] == (h, w):
+                hint = "the 2x2 average pooling with stride 2 halves the height and the width"
+            elif size_wrong and got[:2] == (-(-h // 2), -(-w // 2)):
+                hint = ("the pooling has no padding: an odd size loses its last row or column, "
+                        "⌊h/2⌋")
+            elif size_wrong:
+                hint = "the size halves, rounded down: (⌊h/2⌋, ⌊w/2⌋)"
+            elif got[2] == c:
+                hint = "the 1x1 convolution keeps only a share θ of the channels: ⌊θ·m⌋"
+            elif got[2] == c // 2 and theta != 0.5:
+                hint = "use the compression argument θ: ⌊θ·m⌋ channels, not always half"
+            elif got[2] == round(c * theta) or got[2] == math.ceil(c * theta):
+                hint = "the channels are rounded down: ⌊θ·m⌋, int(θ·m)"
+            else:
+                hint = "(⌊h/2⌋, ⌊w/2⌋, ⌊θ·m⌋)"
+            _expect(got == want, f"{call} returned {got}; cnnkit's transition gives {want}: "
+                    f"{hint}.")
+        shapes = [transition_output(s, compression=0.5)
+                  for s in ((56, 56, 256), (28, 28, 512), (14, 14, 1024))]
+        return (f"{len(cases)} transitions agree with cnnkit's; DenseNet-121's three give "
+                + ", ".join("x".join(map(str, s)) for s in shapes) + ".")
+
+    return _grade("transition_output", run)
+
+
+# --- 10 channel attention ------------------------------------------------------------------
+
+__all__ += ["check_se_params", "check_squeeze_excite_numpy", "check_sk_select"]
+
+
+def _reference_se_params(channels, r):
+    import keras
+
+    from cnnkit.analysis import count_params
+    from cnnkit.models.senet import se_block
+
+    inputs = keras.Input((2, 2, channels))
+    return count_params(keras.Model(inputs, se_block(inputs, name="reference", reduction=r)))
+
+
+def check_se_params(se_params):
+    """`se_params(channels, r)` -> trainable parameters of an SE block on `channels` channels
+    with channels // r hidden units: checked against cnnkit's se_block built on random widths."""
+
+    def run():
+        rng = np.random.default_rng(17)
+        cases = [(256, 16), (2048, 16), (512, 16), (64, 4), (32, 8), (100, 16), (24, 8), (40, 3)]
+        for _ in range(12):
+            r = int(rng.choice([2, 4, 8, 16, 32]))
+            cases.append((int(rng.integers(r, 1200)), r))
+        for c, r in cases:
+            want = _reference_se_params(c, r)
+            call = f"se_params({c}, {r})"
+            got = se_params(c, r)
+            _whole_number(got, call)
+            if got == want:
+                continue
+            d = c // r
+            if got == 2 * c * d:
+                hint = ("that counts the weights only (the paper's Eq. 5); each FC layer has a "
+                        f"bias too: {d} for the first, {c} for the second")
+            elif got in (2 * c * d + d, 2 * c * d + c):
+                hint = ("one bias is missing: the reduce layer has C // r biases, the expand "
+                        "layer C")
+            elif got in (c * d + d, c * d + c, c * d):
+                hint = ("there are two FC layers, C -> C // r and C // r -> C: count both")
+            elif got == round(2 * c * c / r + c / r + c) or got == int(2 * c * c / r + c / r + c):
+                hint = (f"the hidden layer has a whole number of units, C // r = {d}; "
+                        f"{c} / {r} = {c / r:g} is not one")
+            elif got in (2 * c * d + d + c + 2 * c, 2 * c * d + 2 * d + c):
+                hint = "the squeeze (global average) and the scale (a product) have no parameters"
+            else:
+                hint = "two FC layers with biases: C·(C // r) + C // r, then (C // r)·C + C"
+            _expect(False, f"{call} returned {got!r}; cnnkit's SE block has {want:,} trainable "
+                    f"parameters: {hint}.")
+        blocks = ((3, 256), (4, 512), (6, 1024), (3, 2048))  # SE-ResNet-50: blocks, channels
+        added = sum(n * se_params(c, 16) for n, c in blocks)
+        return (f"{len(cases)} blocks agree with cnnkit's se_block; the 16 blocks of "
+                f"SE-ResNet-50 add {added:,} parameters to ResNet-50.")
+
+    return _grade("se_params", run)
+
+
+def _reference_se(x, w1, b1, w2, b2):
+    """cnnkit.blocks.squeeze_excite with the given weights, applied to x."""
+    import keras
+
+    from cnnkit.blocks import squeeze_excite
+
+    inputs = keras.Input(x.shape[1:])
+    model = keras.Model(inputs, squeeze_excite(inputs, w1.shape[1], name="reference"))
+    model.get_layer("reference_reduce").set_weights([w1[None, None], b1])
+    model.get_layer("reference_expand").set_weights([w2[None, None], b2])
+    return keras.ops.convert_to_numpy(model(x))
+
+
+def _sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def check_squeeze_excite_numpy(squeeze_excite_numpy):
+    """`squeeze_excite_numpy(x, w1, b1, w2, b2)` -> x (N, H, W, C) scaled channel by channel by
+    the SE gates, in NumPy: checked against cnnkit.blocks.squeeze_excite with the same weights."""
+
+    def run():
+        rng = np.random.default_rng(18)
+        cases = [(2, 4, 4, 8, 2), (1, 7, 7, 32, 2), (3, 1, 1, 4, 1), (1, 5, 3, 16, 4)]
+        for _ in range(6):
+            cases.append((int(rng.integers(1, 4)), int(rng.integers(1, 7)),
+                          int(rng.integers(1, 7)), int(rng.integers(2, 40)),
+                          int(rng.integers(1, 9))))
+        for n, h, w, c, d in cases:
+            x = rng.normal(size=(n, h, w, c)).astype("float32")
+            w1, b1 = rng.normal(size=(c, d)).astype("float32"), rng.normal(size=d).astype("float32")
+            w2 = rng.normal(size=(d, c)).astype("float32")
+            b2 = rng.normal(size=c).astype("float32")
+            want = _reference_se(x, w1, b1, w2, b2)
+            call = f"squeeze_excite_numpy(x, w1, b1, w2, b2) on x of shape {x.shape}, C/r = {d}"
+            got = squeeze_excite_numpy(x.copy(), w1, b1, w2, b2)
+            _expect(got is not None, f"{call} returned None: return x scaled by the gates.")
+            got = np.asarray(got)
+            z = x.mean(axis=(1, 2))
+            s = _sigmoid(np.maximum(z @ w1 + b1, 0) @ w2 + b2)
+            if got.shape != want.shape:
+                if got.size == s.size:
+                    hint = "that looks like the gates alone: return x multiplied by them"
+                else:
+                    hint = "the block only rescales the channels, so the output has x's shape"
+                _expect(False, f"{call} returned shape {got.shape}, expected {want.shape}: "
+                        f"{hint}.")
+            if np.allclose(got, want, rtol=1e-4, atol=1e-5):
+                continue
+            variants = {
+                "the gate ends with a sigmoid, σ(v) = 1 / (1 + e^−v), so each gate lies in "
+                "[0, 1]": x * (np.maximum(z @ w1 + b1, 0) @ w2 + b2)[:, None, None],
+                "the first FC layer is followed by a ReLU": x * _sigmoid(
+                    (z @ w1 + b1) @ w2 + b2)[:, None, None],
+                "squeeze with the global AVERAGE of each channel (over H and W), not its "
+                "maximum": x * _sigmoid(np.maximum(x.max(axis=(1, 2)) @ w1 + b1, 0) @ w2
+                                        + b2)[:, None, None],
+                "each FC layer adds its bias: z·W₁ + b₁, then ·W₂ + b₂":
+                    x * _sigmoid(np.maximum(z @ w1, 0) @ w2)[:, None, None],
+                "scale every pixel of channel c by the gate s_c (x * s), do not add it":
+                    x + s[:, None, None],
+            }
+            hint = next((h for h, v in variants.items() if v.shape == want.shape
+                         and np.allclose(got, v, rtol=1e-4, atol=1e-5)),
+                        "z = mean of x over H and W; s = σ(ReLU(z·W₁ + b₁)·W₂ + b₂); return "
+                        "x · s for every pixel")
+            worst = float(np.abs(got - want).max())
+            _expect(False, f"{call}: your output differs from cnnkit's squeeze_excite by up to "
+                    f"{worst:.3g}: {hint}.")
+        return f"{len(cases)} random blocks agree with cnnkit.blocks.squeeze_excite."
+
+    return _grade("squeeze_excite_numpy", run)
+
+
+def _reference_sk_select(branches, logits):
+    """cnnkit's SK select step (sknet.radix_softmax, then sknet.weighted_sum) in Keras."""
+    import keras
+
+    from cnnkit.models.sknet import radix_softmax, weighted_sum
+
+    m, (n, h, w, c) = len(branches), branches[0].shape
+    stacked_in, logits_in = keras.Input((h, w, m * c)), keras.Input((1, 1, m * c))
+    weights = radix_softmax(logits_in, m, name="reference")
+    model = keras.Model([stacked_in, logits_in], weighted_sum(stacked_in, weights, m,
+                                                              name="reference_select"))
+    stacked = np.concatenate(branches, axis=-1)
+    return keras.ops.convert_to_numpy(model([stacked, logits.reshape(n, 1, 1, m * c)]))
+
+
+def check_sk_select(sk_select):
+    """`sk_select(branches, logits)` -> SKNet's select step: branches is a list of M arrays
+    (N, H, W, C), logits (N, M, C); a softmax across the M branches for every channel weights
+    them, and their weighted sum (N, H, W, C) is returned. Checked against cnnkit's
+    sknet.radix_softmax and sknet.weighted_sum."""
+
+    def run():
+        rng = np.random.default_rng(19)
+        cases = [(2, 1, 4, 4, 6), (2, 2, 3, 3, 8), (3, 1, 2, 5, 4), (4, 2, 1, 1, 5)]
+        for _ in range(6):
+            cases.append((int(rng.integers(2, 5)), int(rng.integers(1, 4)),
+                          int(rng.integers(1, 6)), int(rng.integers(1, 6)),
+                          int(rng.integers(2, 17))))
+        for m, n, h, w, c in cases:
+            branches = [rng.normal(size=(n, h, w, c)).astype("float32") for _ in range(m)]
+            logits = (2 * rng.normal(size=(n, m, c))).astype("float32")
+            want = _reference_sk_select(branches, logits)
+            call = f"sk_select({m} branches of shape {(n, h, w, c)}, logits of shape {logits.shape})"
+            got = sk_select([b.copy() for b in branches], logits.copy())
+            _expect(got is not None, f"{call} returned None: return the weighted sum.")
+            got = np.asarray(got)
+            _expect(got.shape == want.shape, f"{call} returned shape {got.shape}, expected "
+                    f"{want.shape}: the M branches are summed into one map of C channels.")
+            if np.allclose(got, want, rtol=1e-4, atol=1e-5):
+                continue
+            stacked = np.stack(branches, axis=1)  # (N, M, H, W, C)
+
+            def mix(a):  # a: (N, M, C) weights
+                return (stacked * a[:, :, None, None, :]).sum(axis=1)
+
+            e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+            variants = {
+                "the softmax runs across the M BRANCHES (axis 1 of the logits), separately for "
+                "every channel, not across the channels": mix(e / e.sum(axis=-1, keepdims=True)),
+                "turn the logits into weights with a softmax across the branches first":
+                    mix(logits),
+                "a sigmoid per branch is SE's gate; SK's weights come from a softmax across the "
+                "branches, so they sum to 1": mix(_sigmoid(logits)),
+                "weight the branches: a plain sum ignores the attention": stacked.sum(axis=1),
+                "weight the branches: a plain mean ignores the attention": stacked.mean(axis=1),
+            }
+            hint = next((h for h, v in variants.items()
+                         if np.allclose(got, v, rtol=1e-4, atol=1e-5)),
+                        "a = softmax(logits, axis=1) so that a[:, :, c] sums to 1; then "
+                        "V = Σ_m a[:, m, c] · branches[m][..., c]")
+            _expect(False, f"{call}: your output differs from cnnkit's SK select by up to "
+                    f"{float(np.abs(got - want).max()):.3g}: {hint}.")
+        return (f"{len(cases)} random selections of 2 to 4 branches agree with cnnkit's "
+                "radix_softmax and weighted_sum.")
+
+    return _grade("sk_select", run)
+
+
+# --- 11 efficient design ---------------------------------------------------------------------
+
+__all__ += ["check_channel_shuffle", "check_ghost_module_params", "check_round_filters"]
+
+
+def check_channel_shuffle(channel_shuffle):
+    """`channel_shuffle(x, groups)` -> x (a NumPy array, channels last) with its channels
+    shuffled as ShuffleNet's Fig. 1: checked against cnnkit.layers.ChannelShuffle."""
+    import keras
+
+    from cnnkit.layers import ChannelShuffle
+
+    def shuffle(x, groups):
+        return keras.ops.convert_to_numpy(ChannelShuffle(groups)(x))
+
+    def run():
+        rng = np.random.default_rng(14)
+        cases = [((1, 1, 1, 6), 3), ((1, 1, 1, 6), 2), ((2, 3, 4, 12), 3), ((1, 2, 2, 8), 4),
+                 ((1, 1, 1, 10), 5), ((1, 2, 3, 9), 1), ((1, 1, 1, 4), 4)]
+        for _ in range(10):
+            groups = int(rng.integers(2, 9))
+            shape = (int(rng.integers(1, 3)), int(rng.integers(1, 5)), int(rng.integers(1, 5)),
+                     groups * int(rng.integers(1, 7)))
+            cases.append((shape, groups))
+        for shape, groups in cases:
+            # channel c holds c plus a little noise, so a wrong order can be named
+            x = (np.arange(shape[-1]) + 0.01 * rng.normal(size=shape)).astype("float32")
+            want = shuffle(x, groups)
+            call = f"channel_shuffle(x, {groups}) on x of shape {shape}"
+            got = channel_shuffle(x.copy(), groups)
+            _expect(got is not None, f"{call} returned None: return the shuffled array.")
+            got = np.asarray(got)
+            _expect(got.shape == want.shape, f"{call} returned shape {got.shape}: a shuffle "
+                    f"only reorders the channels, the shape stays {want.shape}.")
+            if np.allclose(got, want):
+                continue
+            order = [int(np.rint(v)) for v in np.mean(got, axis=(0, 1, 2))]
+            expected = [int(np.rint(v)) for v in np.mean(want, axis=(0, 1, 2))]
+            if np.allclose(got, x):
+                hint = ("you returned the channels in their original order: reshape them to "
+                        "(..., groups, channels // groups), swap the last two axes, flatten back")
+            elif groups not in (1, shape[-1]) and np.allclose(got, shuffle(x, shape[-1] // groups)):
+                hint = ("that is the inverse shuffle: reshape to (..., groups, channels // groups) "
+                        "with the groups FIRST (channel c = g·(C/groups) + i), then transpose")
+            else:
+                hint = ("reshape the last axis to (groups, channels // groups), swap those two "
+                        "axes, and reshape back to channels")
+            _expect(False, f"{call}: the channels (0, 1, 2, ...) come out in the order {order}, "
+                    f"expected {expected}: {hint}.")
+        return (f"{len(cases)} arrays agree with cnnkit.layers.ChannelShuffle; 6 channels in 3 "
+                f"groups become {channel_shuffle(np.arange(6).reshape(1, 1, 1, 6), 3).ravel()}.")
+
+    return _grade("channel_shuffle", run)
+
+
+def _reference_ghost_params(c_in, filters, ratio, dw_size):
+    import keras
+
+    from cnnkit.analysis import count_params
+    from cnnkit.models.ghostnet import ghost_module
+
+    inputs = keras.Input((6, 6, c_in))
+    return count_params(keras.Model(inputs, ghost_module(inputs, filters, name="reference",
+                                                         ratio=ratio, dw_size=dw_size)))
+
+
+def check_ghost_module_params(ghost_module_params):
+    """`ghost_module_params(c_in, filters, ratio=2, dw_size=3)` -> trainable parameters of
+    GhostNet's ghost module: checked against cnnkit.models.ghostnet.ghost_module."""
+
+    def run():
+        rng = np.random.default_rng(15)
+        cases = [(80, 200, 2, 3), (16, 16, 2, 3), (24, 72, 2, 3), (160, 960, 2, 3),
+                 (40, 35, 2, 3), (64, 96, 3, 3), (32, 64, 2, 5), (8, 10, 4, 3)]
+        for _ in range(8):
+            cases.append((int(rng.integers(1, 200)), int(rng.integers(1, 300)),
+                          int(rng.choice([2, 2, 3, 4])), int(rng.choice([1, 3, 5]))))
+        for c_in, filters, ratio, d in cases:
+            want = _reference_ghost_params(c_in, filters, ratio, d)
+            call = f"ghost_module_params({c_in}, {filters}, ratio={ratio}, dw_size={d})"
+            got = ghost_module_params(c_in, filters, ratio=ratio, dw_size=d)
+            _whole_number(got, call)
+            m = math.ceil(filters / ratio)
+            ghosts = m * (ratio - 1)
+            bn = 2 * (m + ghosts)
+            if got == want:
+                continue
+            if got == want - bn:
+                hint = ("each of the two convolutions is followed by BatchNorm, with a trainable "
+                        "γ and β per channel")
+            elif got == want + bn:
+                hint = ("count only BatchNorm's γ and β: its moving mean and variance are not "
+                        "trainable")
+            elif m != filters // ratio and got == _ghost_formula(c_in, filters // ratio, ratio, d):
+                hint = (f"{filters} / {ratio} is not whole: the module makes ceil(filters / ratio)"
+                        f" = {m} intrinsic maps and trims the extra channels at the end")
+            elif got == c_in * m + 2 * m + d * d * (filters - m) + 2 * (filters - m):
+                hint = (f"the cheap depthwise convolution makes ratio − 1 = {ratio - 1} ghosts of "
+                        f"every one of the {m} intrinsic maps ({ghosts} maps), before the extra "
+                        "channels are trimmed")
+            elif got == c_in * filters or got == c_in * filters + 2 * filters:
+                hint = ("that is a plain 1x1 convolution to all the maps; the primary 1x1 makes "
+                        "only ceil(filters / ratio) of them")
+            else:
+                hint = ("primary 1x1: c_in·m weights, m = ceil(filters / ratio); cheap depthwise: "
+                        "dw_size²·m·(ratio − 1); and γ, β for every channel of both")
+            _expect(False, f"{call} returned {got!r}; cnnkit's ghost_module has {want:,} "
+                    f"trainable parameters: {hint}.")
+        ghost, plain = ghost_module_params(80, 200), 80 * 200
+        return (f"{len(cases)} modules agree with cnnkit's ghost_module; 80 -> 200 channels "
+                f"takes {ghost:,} parameters, a plain 1x1 {plain:,} weights.")
+
+    return _grade("ghost_module_params", run)
+
+
+def _ghost_formula(c_in, m, ratio, d):
+    ghosts = m * (ratio - 1)
+    return c_in * m + 2 * m + d * d * ghosts + 2 * ghosts
+
+
+def check_round_filters(round_filters):
+    """`round_filters(filters, width)` -> filters·width rounded to a multiple of 8 as MobileNetV2
+    and EfficientNet round it: checked against cnnkit.models.efficientnet.round_filters."""
+    from cnnkit.models.efficientnet import B0_STAGES, VARIANTS
+    from cnnkit.models.efficientnet import round_filters as reference
+
+    def run():
+        rng = np.random.default_rng(16)
+        widths = sorted({w for w, _, _, _ in VARIANTS.values()} | {0.25, 0.35, 0.5, 0.75, 1.3})
+        cases = [(100, 1.0), (22, 0.5), (32, 0.35), (16, 0.25), (1280, 1.1), (320, 2.0), (112, 1.8),
+                 (11, 1.0), (4, 1.0), (1, 1.0)]
+        cases += [(s.filters_out, w) for s in B0_STAGES for w in widths]
+        cases += [(int(rng.integers(1, 1500)), float(rng.choice(widths))) for _ in range(40)]
+        for filters, width in cases:
+            want = reference(filters, width)
+            call = f"round_filters({filters}, {width})"
+            got = round_filters(filters, width)
+            _whole_number(got, call)
+            value = filters * width
+            nearest = int(value + 4) // 8 * 8
+            if got == want:
+                continue
+            down = max(8, int(value // 8 * 8))
+            if got == down and down != max(8, nearest):
+                hint = "round to the NEAREST multiple of 8 (add 4 before dividing), not down"
+            elif got == max(8, nearest):
+                hint = (f"rounding {value:g} to the nearest multiple of 8 gives {got}, more than "
+                        "10% below it: then add 8")
+            elif got == -(-value // 8) * 8:
+                hint = "round to the NEAREST multiple of 8 (add 4 before dividing), not up"
+            else:
+                hint = ("v = filters·width; r = max(8, int(v + 4) // 8 · 8); if r < 0.9·v, "
+                        "r += 8")
+            _expect(False, f"{call} returned {got!r}, expected {want}: {hint}.")
+        return (f"{len(cases)} widths agree with cnnkit's round_filters; EfficientNet-B7's last "
+                f"stage has {round_filters(320, 2.0)} channels, MobileNetV2 0.35's first conv "
+                f"{round_filters(32, 0.35)}.")
+
+    return _grade("round_filters", run)
+
+
+# --- 12 reparameterization -------------------------------------------------------------------
+
+__all__ += ["check_fuse_conv_bn", "check_pad_to_3x3", "check_identity_as_3x3"]
+
+
+def _run_conv(x, kernel, bias=None):
+    """Output of a real Keras Conv2D (stride 1, padding "same") holding `kernel` (and `bias`)."""
+    import keras
+
+    kernel = np.asarray(kernel, dtype="float32")
+    layer = keras.layers.Conv2D(kernel.shape[-1], kernel.shape[:2], padding="same",
+                                use_bias=bias is not None)
+    layer.build(x.shape)
+    layer.set_weights([kernel] + ([np.asarray(bias, dtype="float32")] if bias is not None else []))
+    return keras.ops.convert_to_numpy(layer(x))
+
+
+def _array(got, what):
+    _expect(got is not None, f"{what} returned None: return a NumPy array.")
+    try:
+        return np.asarray(got, dtype="float64")
+    except (TypeError, ValueError) as err:
+        raise GradeFailure(f"{what} returned {type(got).__name__}, not an array of numbers: "
+                           f"{err}") from err
+
+
+def _fuse_hint(kernel, bias, w, gamma, beta, mean, var, eps):
+    """Name the usual slip behind a wrong fused (kernel, bias)."""
+    scale = gamma / np.sqrt(var + eps)
+
+    def near(a, b):
+        return a.shape == np.shape(b) and np.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+    no_eps = gamma / np.sqrt(var)
+    if not near(kernel, w * scale):
+        if near(kernel, w):
+            return ("the kernel changes too: scale each output channel's filter (the LAST axis "
+                    "of the kernel) by gamma / sqrt(var + eps)")
+        if near(kernel, w * no_eps):
+            return f"add eps = {eps:g} to the variance under the square root: sqrt(var + eps)"
+        if near(kernel, w * gamma / (var + eps)):
+            return "divide by the standard deviation sqrt(var + eps), not by the variance"
+        return ("W' = W · gamma / sqrt(var + eps), one factor per OUTPUT channel: the last axis "
+                "of a Keras kernel (height, width, c_in, c_out)")
+    if near(bias, beta - mean * no_eps):
+        return f"add eps = {eps:g} to the variance under the square root: sqrt(var + eps)"
+    if near(bias, beta - mean):
+        return "the mean is scaled too: b' = beta − mean · gamma / sqrt(var + eps)"
+    if near(bias, beta):
+        return "BatchNorm subtracts the moving mean: b' = beta − mean · gamma / sqrt(var + eps)"
+    return "your kernel is right; the bias is b' = beta − mean · gamma / sqrt(var + eps)"
+
+
+def check_fuse_conv_bn(fuse_conv_bn):
+    """`fuse_conv_bn(kernel, gamma, beta, mean, var, eps)` -> (kernel, bias) of one Conv2D.
+
+    Checked on real layers: a Conv2D without bias followed by a BatchNormalization with random
+    statistics, in inference mode, must equal one Conv2D holding the returned kernel and bias.
+    """
+    import keras
+
+    def run():
+        rng = np.random.default_rng(12)
+        # (kernel size, c_in, c_out, eps, variances from, to): small variances make eps matter.
+        cases = [(3, 4, 6, 1e-5, 0.2, 3.0), (1, 8, 8, 1e-3, 0.2, 3.0), (3, 6, 6, 1e-3, 1e-3, 5e-3),
+                 (3, 5, 3, 1e-5, 1e-5, 5e-5), (1, 3, 16, 1e-5, 0.5, 2.0)]
+        for _ in range(5):
+            c = int(rng.integers(1, 17))
+            cases.append((int(rng.choice([1, 3])), c, c if rng.random() < 0.5 else int(
+                rng.integers(1, 17)), float(rng.choice([1e-3, 1e-5])), 0.05, 4.0))
+        for k, c_in, c_out, eps, low, high in cases:
+            x = rng.normal(size=(2, 7, 7, c_in)).astype("float32")
+            conv = keras.layers.Conv2D(c_out, k, padding="same", use_bias=False)
+            bn = keras.layers.BatchNormalization(epsilon=eps)
+            bn(conv(x))  # builds both
+            w = conv.get_weights()[0].astype("float64")
+            gamma, beta = rng.normal(1, 0.3, c_out), rng.normal(0, 0.3, c_out)
+            mean, var = rng.normal(0, 0.5, c_out), rng.uniform(low, high, c_out)
+            bn.set_weights([gamma, beta, mean, var])
+            want = keras.ops.convert_to_numpy(bn(conv(x), training=False))
+            call = (f"fuse_conv_bn(kernel of shape {w.shape}, gamma, beta, mean, var, "
+                    f"eps={eps:g})")
+            result = fuse_conv_bn(w.copy(), gamma.copy(), beta.copy(), mean.copy(), var.copy(),
+                                  eps)
+            _expect(isinstance(result, (tuple, list)) and len(result) == 2,
+                    f"{call} returned {type(result).__name__}: return a pair (kernel, bias).")
+            kernel, bias = _array(result[0], "your kernel"), _array(result[1], "your bias")
+            _expect(kernel.shape == w.shape, f"{call}: your kernel has shape {kernel.shape}, "
+                    f"expected {w.shape}, the shape of the convolution's kernel.")
+            _expect(bias.shape == (c_out,), f"{call}: your bias has shape {bias.shape}, expected "
+                    f"({c_out},): one bias per output channel.")
+            got = _run_conv(x, kernel, bias)
+            error = float(np.abs(got - want).max())
+            _expect(np.allclose(got, want, rtol=1e-4, atol=1e-4),
+                    f"{call}: a Conv2D with your kernel and bias differs from Conv2D + "
+                    f"BatchNormalization (inference) by up to {error:.3g}: "
+                    f"{_fuse_hint(kernel, bias, w, gamma, beta, mean, var, eps)}.")
+        return (f"{len(cases)} Conv2D + BatchNormalization pairs (1x1 and 3x3, eps 1e-3 and "
+                "1e-5, small and large variances) equal one Conv2D with your kernel and bias.")
+
+    return _grade("fuse_conv_bn", run)
+
+
+def check_pad_to_3x3(pad_to_3x3):
+    """`pad_to_3x3(kernel)` -> the (1, 1, c_in, c_out) kernel as a (3, 3, c_in, c_out) kernel.
+
+    Checked by running real Conv2D layers with padding="same": the 3x3 kernel must give the 1x1
+    kernel's output.
+    """
+
+    def run():
+        rng = np.random.default_rng(13)
+        cases = [(4, 6), (1, 1), (8, 8), (3, 16)] + [
+            (int(rng.integers(1, 13)), int(rng.integers(1, 13))) for _ in range(6)]
+        for c_in, c_out in cases:
+            k1 = rng.normal(size=(1, 1, c_in, c_out))
+            call = f"pad_to_3x3(kernel of shape {k1.shape})"
+            k3 = _array(pad_to_3x3(k1.copy()), call)
+            if k3.shape == (3, 3, c_in + 2, c_out + 2):
+                hint = ("pad only the two spatial axes (the first two), not the channels: "
+                        "np.pad(kernel, ((1, 1), (1, 1), (0, 0), (0, 0)))")
+            else:
+                hint = "a 3x3 kernel has shape (3, 3, c_in, c_out)"
+            _expect(k3.shape == (3, 3, c_in, c_out), f"{call} has shape {k3.shape}, expected "
+                    f"{(3, 3, c_in, c_out)}: {hint}.")
+            x = rng.normal(size=(2, 7, 6, c_in)).astype("float32")
+            want, got = _run_conv(x, k1), _run_conv(x, k3)
+            if not np.allclose(k3[1, 1], k1[0, 0]):
+                hint = ("the 1x1 weights go to the centre tap [1, 1]: with padding='same' the "
+                        "centre of a 3x3 window is the pixel the 1x1 kernel reads")
+            else:
+                hint = "every tap but the centre must be zero"
+            _expect(np.allclose(got, want, rtol=1e-4, atol=1e-5),
+                    f"{call}: Conv2D(padding='same') with your 3x3 kernel differs from the 1x1 "
+                    f"convolution by up to {float(np.abs(got - want).max()):.3g}: {hint}.")
+        return (f"{len(cases)} 1x1 kernels padded to 3x3: with padding='same' every one gives "
+                "the 1x1 convolution's output.")
+
+    return _grade("pad_to_3x3", run)
+
+
+def check_identity_as_3x3(identity_as_3x3):
+    """`identity_as_3x3(channels)` -> a (3, 3, channels, channels) kernel that copies its input.
+
+    Checked by running a real Conv2D (padding="same") with the kernel on random maps.
+    """
+
+    def run():
+        rng = np.random.default_rng(14)
+        cases = [1, 3, 4, 8, 16] + [int(rng.integers(2, 33)) for _ in range(3)]
+        for c in cases:
+            call = f"identity_as_3x3({c})"
+            kernel = _array(identity_as_3x3(c), call)
+            _expect(kernel.shape == (3, 3, c, c), f"{call} has shape {kernel.shape}, expected "
+                    f"{(3, 3, c, c)}: (height, width, input channels, output channels).")
+            x = rng.normal(size=(2, 5, 6, c)).astype("float32")
+            got = _run_conv(x, kernel)
+            eye = np.eye(c)
+            if c > 1 and np.allclose(kernel[1, 1], 1):
+                hint = ("channel i goes to channel i only: at the centre the c×c matrix is the "
+                        "identity matrix np.eye(c), not all ones (that sums the channels)")
+            elif all(np.allclose(kernel[i, j], eye) for i in range(3) for j in range(3)):
+                hint = ("only the centre tap [1, 1] is non-zero: the other eight would add the "
+                        "neighbouring pixels")
+            elif not np.allclose(kernel[1, 1], eye) and any(
+                    np.allclose(kernel[i, j], eye) for i in range(3) for j in range(3)):
+                hint = ("put the 1s at the centre tap [1, 1]: another tap shifts the image by "
+                        "one pixel")
+            else:
+                hint = ("a 1 at the centre tap from input channel i to output channel i, "
+                        "kernel[1, 1, i, i] = 1, and 0 everywhere else")
+            _expect(np.allclose(got, x, atol=1e-5), f"{call}: Conv2D(padding='same') with your "
+                    f"kernel changes its input (by up to {float(np.abs(got - x).max()):.3g}): "
+                    f"{hint}.")
+        return (f"{len(cases)} identity kernels (1 to {max(cases)} channels): a Conv2D with each "
+                "returns its input unchanged.")
+
+    return _grade("identity_as_3x3", run)
