@@ -36,10 +36,10 @@ def batch(name, n=2, seed=0):
 # Models that are another row of the same builder's table: the same function builds them with
 # other depths or widths (checked below), so they run no code path their base has not run. They
 # pass every check that depends on the table row (the exact count, forward pass, headless maps,
-# minimum size, the formula on every layer, a training step that moves every weight); the
-# checks of the builder's code alone (pooling options, saving, weights files) run on the base.
+# minimum size, the formula on every layer); the checks of the builder's code alone (pooling
+# options, saving, weights files, a training step that reaches every weight) run on the base.
 # This keeps the suite inside CI's time budget: a 700-layer network takes about 8 s of CPU to
-# build, and those four checks build it four more times.
+# build, and those checks build it four more times and train it once.
 SAME_BUILDER_AS = {
     **dict.fromkeys(["vgg13", "vgg16", "vgg19"], "vgg11"),
     "resnet34": "resnet18", "resnet101": "resnet50", "resnet152": "resnet50",
@@ -212,6 +212,7 @@ class ModelPattern:
         np.testing.assert_array_equal(to_numpy(again(x)), to_numpy(small(x)))
 
 
+    @builder_check
     def test_one_training_step_changes_every_trainable_weight(self, name, small):
         keras.utils.set_random_seed(0)
         # Eagerly: tracing a 100-layer training step into a graph takes longer than running it.

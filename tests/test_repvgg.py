@@ -81,6 +81,23 @@ def test_reparameterize_computes_the_trained_networks_function(trained, deployed
     assert np.abs(logits - expected).max() < 1e-5 * scale
 
 
+def test_after_real_training_steps_the_deployed_softmax_outputs_agree_to_1e_5(images):
+    """The issue's acceptance: train a few steps, then the default (softmax) outputs of the
+    deployed model equal the training-time model's to 1e-5."""
+    keras.utils.set_random_seed(3)
+    model = cnnkit.build("repvgg_a0", input_shape=(32, 32, 3), classes=3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss="sparse_categorical_crossentropy", run_eagerly=True)
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        model.train_on_batch(rng.normal(size=(16, 32, 32, 3)).astype("float32"),
+                             rng.integers(0, 3, 16))
+    assert np.abs(model.get_layer("stage4_block3_3x3_bn").moving_mean).max() > 0.1
+    deployed = reparameterize(model)
+    difference = np.abs(to_numpy(deployed(images)) - to_numpy(model(images, training=False)))
+    assert difference.max() < 1e-5
+
+
 def test_the_fold_is_exact_in_float64_for_a_headless_model_with_pooling(images):
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float64")
