@@ -34,8 +34,8 @@ from typing import NamedTuple
 import keras
 from keras import layers as L
 
-__all__ = ["count_params", "layer_params", "receptive_fields", "receptive_field",
-           "layer_stats", "model_macs", "memory_access", "weight_depth", "format_table", "RFRow",
+__all__ = ["count_params", "block_params", "tap", "layer_params", "receptive_fields",
+           "receptive_field", "layer_stats", "model_macs", "memory_access", "weight_depth", "format_table", "RFRow",
            "LayerStats",
            "CONVENTIONS"]
 
@@ -44,6 +44,19 @@ def count_params(model, trainable=True) -> int:
     """Trainable (or, with trainable=False, non-trainable) parameters of a built model."""
     weights = model.trainable_weights if trainable else model.non_trainable_weights
     return int(sum(math.prod(w.shape) for w in weights))
+
+
+def block_params(model, prefix) -> int:
+    """Trainable parameters of the layers whose names start with `prefix` ("conv3_block2_")."""
+    return sum(count_params(layer) for layer in model.layers if layer.name.startswith(prefix))
+
+
+def tap(model, layer_names, x):
+    """The outputs of the named layers for input `x` (inference mode), as NumPy arrays."""
+    probe = keras.Model(model.inputs, [model.get_layer(name).output for name in layer_names])
+    outputs = probe(x, training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return [keras.ops.convert_to_numpy(t) for t in outputs]
 
 
 def _pair(value):

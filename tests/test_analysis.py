@@ -225,3 +225,21 @@ def test_weight_depth_counts_weight_layers_on_the_longest_path():
 def test_googlenet_is_22_layers_deep():
     # Szegedy et al. 2014: "22 layers deep when counting only layers with parameters".
     assert A.weight_depth(cnnkit.build("googlenet", input_shape=(32, 32, 3))) == 22
+
+
+# --- tapping a model ---------------------------------------------------------------------------
+
+def test_tap_returns_the_named_layers_outputs_and_block_params_sums_a_prefix():
+    inputs = keras.Input((6, 6, 2))
+    a = layers.Conv2D(3, 3, name="b1_conv")(inputs)
+    b = layers.Conv2D(4, 1, name="b1_proj")(a)
+    model = keras.Model(inputs, layers.Conv2D(5, 1, name="b2_conv")(b))
+    x = np.random.default_rng(0).random((2, 6, 6, 2), dtype="float32")
+    first, second = A.tap(model, ["b1_conv", "b1_proj"], x)
+    np.testing.assert_allclose(first, keras.ops.convert_to_numpy(model.get_layer("b1_conv")(x)),
+                               rtol=1e-6)
+    assert second.shape == (2, 4, 4, 4)
+    (only,) = A.tap(model, ["b2_conv"], x)
+    np.testing.assert_allclose(only, keras.ops.convert_to_numpy(model(x)), rtol=1e-6)
+    assert A.block_params(model, "b1_") == (3 * 3 * 2 * 3 + 3) + (3 * 4 + 4)
+    assert A.block_params(model, "b2_") == 4 * 5 + 5
