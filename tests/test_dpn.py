@@ -12,7 +12,7 @@ import pytest
 
 import cnnkit
 import keras
-from cnnkit.analysis import count_params
+from cnnkit.analysis import block_params
 
 to_numpy = keras.ops.convert_to_numpy
 
@@ -35,10 +35,6 @@ def small(name):
 
 def channels(model, layer):
     return model.get_layer(layer).output.shape[-1]
-
-
-def block_params(model, prefix):
-    return sum(count_params(layer) for layer in model.layers if layer.name.startswith(prefix))
 
 
 @pytest.mark.parametrize("name", PAPER)

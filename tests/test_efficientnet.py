@@ -12,7 +12,7 @@ import pytest
 
 import cnnkit
 import keras
-from cnnkit.analysis import count_params
+from cnnkit.analysis import block_params
 from cnnkit.models.efficientnet import VARIANTS, round_filters, scaled_stages
 
 from twins import assert_same_outputs, port_in_order
@@ -25,10 +25,6 @@ def small(name, **kwargs):
     """The model at 40x40 with 5 logits, built once (weights do not depend on the size)."""
     return cnnkit.build(name, input_shape=SHAPE, classes=5, classifier_activation=None,
                         **kwargs)
-
-
-def block_params(model, prefix):
-    return sum(count_params(layer) for layer in model.layers if layer.name.startswith(prefix))
 
 
 # --- Compound scaling --------------------------------------------------------------------------

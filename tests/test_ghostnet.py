@@ -12,7 +12,7 @@ import numpy as np
 
 import cnnkit
 import keras
-from cnnkit.analysis import count_params, model_macs
+from cnnkit.analysis import block_params, count_params, model_macs
 from cnnkit.blocks import conv_bn
 from cnnkit.models.ghostnet import BLOCKS, ghost_module
 
@@ -22,10 +22,6 @@ to_numpy = keras.ops.convert_to_numpy
 @functools.cache
 def ghostnet_224():
     return cnnkit.build("ghostnet")
-
-
-def block_params(model, prefix):
-    return sum(count_params(layer) for layer in model.layers if layer.name.startswith(prefix))
 
 
 def conv_weights(model):

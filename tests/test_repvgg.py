@@ -10,7 +10,7 @@ import pytest
 
 import cnnkit
 import keras
-from cnnkit.analysis import count_params
+from cnnkit.analysis import block_params, count_params
 from cnnkit.models.repvgg import (REPVGG_CONFIGS, fuse_bn, identity_kernel, pad_1x1_to_3x3,
                                   reparameterize)
 
@@ -58,10 +58,6 @@ def deployed(trained):
 @pytest.fixture(scope="module")
 def images():
     return np.random.default_rng(1).normal(size=(4, 32, 32, 3)).astype("float32")
-
-
-def block_params(model, prefix):
-    return sum(count_params(layer) for layer in model.layers if layer.name.startswith(prefix))
 
 
 # --- Deployed counts and the fold --------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 import cnnkit
 import keras
-from cnnkit.analysis import count_params
+from cnnkit.analysis import block_params, count_params
 
 from derived_resnet import (PLAIN18_PARAMS, PLAIN34_PARAMS, RESNET152_V2_PARAMS,
                             basic_resnet_params, preact_bottleneck_resnet_params)
@@ -26,10 +26,6 @@ to_numpy = keras.ops.convert_to_numpy
 def small(name):
     """A headless model at 32x32, built once: layers and weights do not depend on the size."""
     return cnnkit.build(name, include_top=False, input_shape=(32, 32, 3))
-
-
-def block_params(model, prefix):
-    return sum(count_params(layer) for layer in model.layers if layer.name.startswith(prefix))
 
 
 # --- Counts derived from the papers ------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 import cnnkit
 import keras
-from cnnkit.analysis import count_params
+from cnnkit.analysis import block_params, tap
 from cnnkit.models.sknet import dilated_conv3x3_bn, radix_softmax
 
 from reference import REFERENCE_PARAMS
@@ -28,17 +28,8 @@ def small(name, **options):
     return cnnkit.build(name, include_top=False, input_shape=(SIZE, SIZE, 3), **options)
 
 
-def block_params(model, prefix):
-    return sum(count_params(layer) for layer in model.layers if layer.name.startswith(prefix))
-
-
 def images(n=2, seed=0):
     return np.random.default_rng(seed).random((n, SIZE, SIZE, 3), dtype=np.float32)
-
-
-def tap(model, names, x):
-    probe = keras.Model(model.input, [model.get_layer(n).output for n in names])
-    return [to_numpy(t) for t in probe(x)]
 
 
 # --- Parameters by hand ------------------------------------------------------------------------
