@@ -101,6 +101,12 @@ def check_args(name, *, include_top=True, weights=None, input_tensor=None, input
     height, width, channels = shape
     if weights == "imagenet" and channels != 3:
         raise ValueError(f"ImageNet weights expect 3 input channels; input_shape has {channels}.")
+    if (weights == "imagenet" and include_top and info.fixed_size_top
+            and shape[:2] != info.input_shape[:2]):
+        raise ValueError(
+            f"{name}'s ImageNet classifier flattens the maps of {info.input_shape[0]}x"
+            f"{info.input_shape[1]} images: weights='imagenet' with include_top=True needs "
+            f"input_shape={info.input_shape}. For other sizes use include_top=False.")
     if include_top and info.fixed_size_top and (height is None or width is None):
         default = info.input_shape
         raise ValueError(
@@ -125,12 +131,16 @@ def model_inputs(input_tensor, input_shape):
     return (sources[0] if len(sources) == 1 else sources), input_tensor
 
 
-def load_weights(model, weights):
-    """Load `weights` (None, 'imagenet' or a file path) into `model` and return it."""
+def load_weights(model, weights, *, arch=None, include_top=True, **options):
+    """Load `weights` (None, 'imagenet' or a file path) into `model` and return it.
+
+    'imagenet' ports the official weights of `arch`'s keras.applications twin
+    (`cnnkit.weights`), built with `include_top` and the width `options` (e.g. alpha).
+    """
     if weights is None:
         return model
     if weights == "imagenet":
-        # check_args lets 'imagenet' through only for models flagged as having weights.
-        raise NotImplementedError(f"ImageNet weights for {model.name} are not ported yet.")
+        from cnnkit.weights import load_imagenet  # imports keras.applications only when needed
+        return load_imagenet(model, arch, include_top=include_top, **options)
     model.load_weights(os.fspath(weights))
     return model

@@ -6,11 +6,13 @@ a bottleneck block is 1x1 (width), 3x3 (width), 1x1 (4 x width); a basic block i
 He et al., "Identity Mappings in Deep Residual Networks" (2016) moves BatchNorm-ReLU in front of
 each convolution ("pre-activation"), which changes where the BatchNorms sit and so the count.
 
-No convolution has a bias: each one either feeds a BatchNorm (which subtracts the mean, so a
-bias cancels) or, in the pre-activation net, adds into the residual stream that the next
-BatchNorm normalises. A BatchNorm has two trainable vectors (gamma, beta) per channel.
-tests/test_resnet.py checks that these functions give the outside references exactly:
-torchvision's resnet18/34 and timm's resnetv2_50/101.
+No convolution has a bias but one: each feeds a BatchNorm (which subtracts the mean, so a bias
+cancels) or, in the pre-activation net, adds into the residual stream that the next BatchNorm
+normalises. The exception is the pre-activation stem (keras.applications' layout): its output
+passes a zero-padded max pool before any BatchNorm, so its 64 biases do not cancel.
+A BatchNorm has two trainable vectors (gamma, beta) per channel. tests/test_resnet.py checks
+that these functions give the outside references exactly: torchvision's resnet18/34 and timm's
+resnetv2_50/101 (whose stem has no bias: 64 fewer).
 """
 
 STEM_FILTERS = 64
@@ -35,7 +37,8 @@ def dense(c_in, c_out):
 
 def preact_bottleneck_resnet_params(depths, classes=CLASSES):
     """ResNet v2 (pre-activation) with bottleneck blocks; `depths` = blocks per stage."""
-    total = conv(7, 3, STEM_FILTERS)  # no BN here: the first block's pre-activation follows
+    # No BN here, so the stem keeps its bias: the first block's pre-activation follows the pool.
+    total = conv(7, 3, STEM_FILTERS) + STEM_FILTERS
     c_in = STEM_FILTERS
     for depth, width in zip(depths, WIDTHS):
         c_out = EXPANSION * width
@@ -71,6 +74,6 @@ def basic_resnet_params(depths, shortcut=True, classes=CLASSES):
     return total + dense(c_in, classes)
 
 
-RESNET152_V2_PARAMS = preact_bottleneck_resnet_params((3, 8, 36, 3))  # 60,185,128
+RESNET152_V2_PARAMS = preact_bottleneck_resnet_params((3, 8, 36, 3))  # 60,185,192
 PLAIN18_PARAMS = basic_resnet_params((2, 2, 2, 2), shortcut=False)  # 11,515,688
 PLAIN34_PARAMS = basic_resnet_params((3, 4, 6, 3), shortcut=False)  # 21,623,848

@@ -33,8 +33,9 @@ REFERENCE_PARAMS = {
     "resnet50": (25_557_032, "torchvision"),
     "resnet101": (44_549_160, "torchvision"),
     "resnet152": (60_192_808, "torchvision"),
-    "resnet50_v2": (25_549_352, "timm resnetv2_50"),
-    "resnet101_v2": (44_541_480, "timm resnetv2_101"),
+    # timm's v2 stem has no bias; Keras's (and cnnkit's) keeps its 64, which no BatchNorm cancels.
+    "resnet50_v2": (25_549_352 + 64, "timm resnetv2_50 + the stem's 64 biases"),
+    "resnet101_v2": (44_541_480 + 64, "timm resnetv2_101 + the stem's 64 biases"),
     "resnet152_v2": (RESNET152_V2_PARAMS, "derived from He et al. 2016 and 2015, Table 1"),
     "resnext50_32x4d": (25_028_904, "torchvision"),
     "resnext101_32x8d": (88_791_336, "torchvision"),

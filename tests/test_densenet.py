@@ -1,6 +1,6 @@
 """DenseNet and VoVNet: what the shared model tests cannot see.
 
-DenseNet: the same computation as keras.applications' DenseNet121, channels growing by k per
+DenseNet (its keras.applications twins: tests/test_weights.py): channels growing by k per
 dense layer, parameter counts from the paper's numbers (also for other k and compression), the
 stage outputs a detector taps. VoVNet: an OSA module and eSE counted by hand, where V2 puts its
 shortcuts and gates, PyTorch's ceil-mode pooling, the stage outputs.
@@ -17,7 +17,6 @@ from cnnkit.analysis import count_params
 from cnnkit.models.vovnet import effective_squeeze_excite, stage
 
 from reference import REFERENCE_PARAMS
-from twins import assert_same_outputs, port_in_order
 
 to_numpy = keras.ops.convert_to_numpy
 
@@ -57,19 +56,6 @@ def test_the_formula_from_the_paper_gives_the_three_references():
     for name, depths in [("densenet121", (6, 12, 24, 16)), ("densenet169", (6, 12, 32, 32)),
                          ("densenet201", (6, 12, 48, 32))]:
         assert densenet_params(depths) == REFERENCE_PARAMS[name][0]
-
-
-def test_densenet121_computes_what_keras_applications_densenet121_computes():
-    keras.utils.set_random_seed(0)
-    shape = (64, 64, 3)
-    twin = keras.applications.DenseNet121(weights=None, input_shape=shape, classes=5,
-                                          classifier_activation=None)
-    model = small("densenet121")
-    # Keras leaves its two padding layers unnamed; cnnkit names them conv1_pad and pool1_pad.
-    assert [layer.name for layer in model.layers[1:] if not layer.name.endswith("_pad")] == [
-        layer.name for layer in twin.layers[1:] if not layer.name.startswith("zero_padding")]
-    port_in_order(twin, model, np.random.default_rng(0))
-    assert_same_outputs(twin, model, np.random.default_rng(1).random((2, *shape), "float32"))
 
 
 def test_a_dense_layer_counted_by_hand():

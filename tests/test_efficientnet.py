@@ -1,21 +1,18 @@
 """EfficientNet B0-B7: what the model test pattern cannot see.
 
 The compound-scaled widths and depths of every variant, an MBConv block counted by hand,
-stochastic depth, the stage outputs a detector taps by name, and that B0 and B3 compute
-exactly what keras.applications' EfficientNetB0 and B3 compute.
+stochastic depth and the stage outputs a detector taps by name. That each variant computes what
+keras.applications' EfficientNetB0-B7 compute: tests/test_weights.py.
 """
 
 import functools
 
-import numpy as np
 import pytest
 
 import cnnkit
-import keras
 from cnnkit.analysis import block_params
 from cnnkit.models.efficientnet import VARIANTS, round_filters, scaled_stages
 
-from twins import assert_same_outputs, port_in_order
 
 SHAPE = (40, 40, 3)  # 40 -> 20 -> 10 -> 5 -> 3 -> 2: strided layers meet even and odd sizes
 
@@ -119,18 +116,3 @@ def test_stage_outputs_by_name_and_stride():
             "block5c_add": (16, 112), "block7a_project_bn": (32, 320), "top_swish": (32, 1280)}
     for tap, (stride, channels) in taps.items():
         assert model.get_layer(tap).output.shape == (None, 64 // stride, 64 // stride, channels)
-
-
-# --- Same computation as keras.applications ----------------------------------------------------
-
-@pytest.mark.parametrize("name, twin", [("efficientnet_b0", keras.applications.EfficientNetB0),
-                                        ("efficientnet_b3", keras.applications.EfficientNetB3)])
-def test_computes_what_the_keras_applications_twin_computes(name, twin):
-    keras.utils.set_random_seed(0)
-    reference = twin(weights=None, input_shape=SHAPE, classes=5, classifier_activation=None)
-    model = small(name)
-    rng = np.random.default_rng(0)
-    port_in_order(reference, model, rng)
-    x = rng.uniform(-2, 2, (2, *SHAPE)).astype("float32")
-    # The twin rescales by 1/255 and normalises with mean 0 and variance 1 (no adapt()).
-    assert_same_outputs(reference, model, x, twin_input=x * 255)

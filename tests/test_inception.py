@@ -1,7 +1,7 @@
 """Inception-v3, Inception-v4 and Inception-ResNet-v2: what the model test pattern cannot see.
 
 The auxiliary classifier option, the 35/17/8 grids a later network taps by name, the residual
-scales, exact agreement with the keras.applications twins, and the factorization arithmetic of
+scales (agreement with the keras.applications twins: tests/test_weights.py), and the factorization arithmetic of
 "Rethinking the Inception Architecture" (Sections 3.1 and 3.2) counted on real Keras layers.
 """
 
@@ -122,37 +122,6 @@ def test_inception_resnet_blocks_scale_their_residual_before_adding_it():
     # Only the last block leaves its sum without a ReLU: its output layer is the Add itself.
     assert isinstance(model.get_layer("inception_resnet_c10"), keras.layers.Add)
     assert isinstance(model.get_layer("inception_resnet_c9"), keras.layers.Activation)
-
-
-# ---------------------------------------------------------------- the keras.applications twins
-
-def port_from_keras(src, dst):
-    """Copy weights layer by layer; Keras's BatchNorm has no scale, so gamma is 1."""
-    kinds = (keras.layers.Conv2D, keras.layers.BatchNormalization, keras.layers.Dense)
-    ours = [layer for layer in dst.layers if isinstance(layer, kinds)]
-    theirs = [layer for layer in src.layers if isinstance(layer, kinds)]
-    assert [type(a) for a in ours] == [type(b) for b in theirs]
-    for a, b in zip(ours, theirs):
-        weights = b.get_weights()
-        if isinstance(b, keras.layers.BatchNormalization) and not b.scale:
-            weights = [np.ones_like(weights[0])] + weights
-        a.set_weights(weights)
-
-
-@pytest.mark.parametrize("name, twin", [("inception_v3", "InceptionV3"),
-                                        ("inception_resnet_v2", "InceptionResNetV2")])
-def test_same_computation_as_the_keras_applications_twin(name, twin):
-    rng = np.random.default_rng(0)
-    src = getattr(keras.applications, twin)(weights=None, input_shape=(75, 75, 3), classes=5)
-    for layer in src.layers:  # moving statistics away from 0 and 1, so that they matter
-        if isinstance(layer, keras.layers.BatchNormalization):
-            beta, mean, var = layer.get_weights()
-            layer.set_weights([rng.normal(0, 0.1, beta.shape), rng.normal(0, 0.1, mean.shape),
-                               rng.uniform(0.5, 1.5, var.shape)])
-    dst = cnnkit.build(name, input_shape=(75, 75, 3), classes=5)
-    port_from_keras(src, dst)
-    x = rng.random((2, 75, 75, 3), dtype=np.float32)
-    np.testing.assert_array_equal(to_numpy(dst(x)), to_numpy(src(x)))
 
 
 # ---------------------------------------------------------------- factorization (v3, Section 3)

@@ -3,7 +3,7 @@
 The width multiplier against keras.applications' counts, the depthwise separable arithmetic
 of the v1 paper, the inverted residual's expansion and linear projection, the v3 tables
 (expansion sizes, squeeze-excite widths, activations), the stage outputs a U-Net or an FPN taps
-by name, and that each model computes exactly what its keras.applications twin computes.
+by name. That each computes what its keras.applications twin computes: tests/test_weights.py.
 """
 
 import functools
@@ -17,7 +17,6 @@ from cnnkit.analysis import count_params
 from cnnkit.blocks import inverted_residual
 from cnnkit.models.mobilenet import V3_LARGE, V3_SMALL, depthwise_separable
 
-from twins import assert_same_outputs, port_in_order
 
 A = keras.applications
 to_numpy = keras.ops.convert_to_numpy
@@ -182,43 +181,3 @@ def test_stage_outputs_by_name_and_stride(name, taps):
     model = headless(name)
     for tap, (stride, channels) in taps.items():
         assert model.get_layer(tap).output.shape == (None, 64 // stride, 64 // stride, channels)
-
-
-# --- Same computation as keras.applications ----------------------------------------------------
-
-def port_with_dense_head(twin, model, rng, twin_body, body, heads):
-    """port_in_order up to the feature maps, then the twin's 1x1 head convolutions into Dense."""
-    port_in_order(keras.Model(twin.input, twin.get_layer(twin_body).output),
-                  keras.Model(model.input, model.get_layer(body).output), rng)
-    for theirs, ours in heads:
-        src, dst = twin.get_layer(theirs), model.get_layer(ours)
-        src.bias.assign(rng.normal(0, 0.1, src.bias.shape))
-        dst.set_weights([np.reshape(w, v.shape) for w, v in zip(src.get_weights(), dst.weights)])
-
-
-@pytest.mark.parametrize("name, twin, kwargs, heads", [
-    ("mobilenet_v1", A.MobileNet, {}, [("conv_preds", "predictions")]),
-    ("mobilenet_v2", A.MobileNetV2, {}, []),
-    ("mobilenet_v3_small", A.MobileNetV3Small, dict(include_preprocessing=False),
-     [("conv_2", "head"), ("logits", "predictions")]),
-    ("mobilenet_v3_large", A.MobileNetV3Large, dict(include_preprocessing=False),
-     [("conv_2", "head"), ("logits", "predictions")]),
-])
-def test_computes_what_the_keras_applications_twin_computes(name, twin, kwargs, heads):
-    # 40 -> 20 -> 10 -> 5 -> 3 -> 2: strided layers meet even and odd sizes.
-    keras.utils.set_random_seed(0)
-    shape = (40, 40, 3)
-    reference = twin(weights=None, input_shape=shape, classes=5, classifier_activation=None,
-                     **kwargs)
-    model = cnnkit.build(name, input_shape=shape, classes=5, classifier_activation=None)
-    rng = np.random.default_rng(0)
-    if heads:
-        twin_body = next(layer.name for layer in reversed(reference.layers)
-                         if isinstance(layer, keras.layers.BatchNormalization))
-        body = next(layer.name for layer in reversed(model.layers)
-                    if isinstance(layer, keras.layers.BatchNormalization))
-        port_with_dense_head(reference, model, rng, twin_body, body, heads)
-    else:
-        port_in_order(reference, model, rng)
-    x = rng.uniform(-1, 1, (2, *shape)).astype("float32")
-    assert_same_outputs(reference, model, x)

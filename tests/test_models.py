@@ -9,6 +9,7 @@ keep the suite fast; the checks of a builder's own code run once per builder (SA
 """
 
 import dataclasses
+import inspect
 
 import numpy as np
 import pytest
@@ -69,7 +70,8 @@ def builder_check(test):
 # `--dist loadscope` sends whole families to its workers.
 def pytest_generate_tests(metafunc):
     if metafunc.cls is not None and issubclass(metafunc.cls, ModelPattern):
-        names = cnnkit.list_models(metafunc.cls.family)
+        names = [name for name in cnnkit.list_models(metafunc.cls.family)
+                 if cnnkit.model_info(name).task == "classification"]
         if getattr(metafunc.function, "builder_check", False):
             names = [name for name in names if name not in SAME_BUILDER_AS]
         metafunc.parametrize("name", names, scope="class")
@@ -227,7 +229,10 @@ class ModelPattern:
         assert int(small.optimizer.iterations) == 1
 
 
-for _family in cnnkit.list_families():
+# Networks that output maps (segmentation, feature pyramids, heatmaps) have no class vector or
+# pooling head: their family test files check shapes per level, counts, training and saving.
+for _family in dict.fromkeys(cnnkit.model_info(m).family for m in MODELS
+                             if cnnkit.model_info(m).task == "classification"):
     _cls = f"Test{_family.title().replace('_', '')}Models"
     globals()[_cls] = type(_cls, (ModelPattern,), {"family": _family})
 
@@ -258,8 +263,12 @@ def bad_arguments(name):
         cases.append((dict(weights="imagenet"), f"No ImageNet weights exist for {name}"))
     else:
         cases.append((dict(weights="imagenet", classes=10), "needs classes=1000"))
+    # A builder rejects only the arguments it takes (a segmentation network has no `pooling`);
+    # the registry answers any other with "does not take", checked in tests/test_registry.py.
+    accepted = set(inspect.signature(info.builder).parameters)
+    accepted |= {"clases"} if "classes" in accepted else set()
     return [pytest.param(name, kwargs, message, id=f"{name}-{'-'.join(kwargs)}")
-            for kwargs, message in cases]
+            for kwargs, message in cases if set(kwargs) <= accepted]
 
 
 @pytest.mark.parametrize("name, kwargs, message",

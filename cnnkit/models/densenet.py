@@ -38,6 +38,7 @@ from keras import layers
 
 from cnnkit.blocks import BN_MOMENTUM, bn_act, classifier, conv_bn
 from cnnkit.registry import register
+from cnnkit.weights import TWINS
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["ARCHITECTURES", "densenet", "dense_layer", "dense_block", "transition"]
@@ -118,7 +119,8 @@ def densenet(arch, include_top=True, weights=None, input_tensor=None, input_shap
     x = layers.Activation("relu", name="relu")(x)
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation)
-    return load_weights(keras.Model(inputs, x, name=name or arch), weights)
+    return load_weights(keras.Model(inputs, x, name=name or arch), weights, arch=arch,
+                        include_top=include_top)
 
 
 def _check_options(growth_rate, compression):
@@ -136,5 +138,6 @@ for _arch, _spec in ARCHITECTURES.items():
     # min_size 29: the stem leaves ceil(29/4) = 8 pixels, which three 2x2 pools bring to 1.
     register(_arch, family=_spec["family"], paper=_spec["paper"], year=_spec["year"],
              input_shape=(224, 224, 3), min_size=29, params=_spec["params"],
-             params_source="torchvision (= keras.applications trainable)")(
+             params_source="torchvision (= keras.applications trainable)",
+             imagenet=_arch in TWINS)(
         functools.partial(densenet, _arch))

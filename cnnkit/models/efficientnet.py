@@ -46,6 +46,7 @@ import keras
 
 from cnnkit.blocks import classifier, conv_bn, inverted_residual, make_divisible
 from cnnkit.registry import register
+from cnnkit.weights import TWINS
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["efficientnet", "Stage", "B0_STAGES", "VARIANTS", "round_filters", "round_repeats",
@@ -155,7 +156,8 @@ def efficientnet(variant, include_top=True, weights=None, input_tensor=None, inp
                 epsilon=KERAS_EPSILON)
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation, dropout=dropout)
-    return load_weights(keras.Model(inputs, x, name=name or variant), weights)
+    return load_weights(keras.Model(inputs, x, name=name or variant), weights, arch=variant,
+                        include_top=include_top)
 
 
 for _variant, (_w, _d, _resolution, _) in VARIANTS.items():
@@ -164,4 +166,4 @@ for _variant, (_w, _d, _resolution, _) in VARIANTS.items():
              input_shape=(_resolution, _resolution, 3), min_size=1, params=PARAMS[_variant],
              params_source=f"torchvision (= keras.applications EfficientNet"
                            f"{_variant[-2:].upper()} trainable)",
-             )(functools.partial(efficientnet, _variant))
+             imagenet=_variant in TWINS)(functools.partial(efficientnet, _variant))

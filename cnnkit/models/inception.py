@@ -163,7 +163,7 @@ def auxiliary_classifier(x, classes, activation):
           paper="Rethinking the Inception Architecture for Computer Vision", year=2015,
           input_shape=(299, 299, 3), min_size=75, params=23_834_568,
           params_source="torchvision inception_v3 (BatchNorm with scale; keras.applications "
-                        "InceptionV3, scale=False, has 23,817,352)")
+                        "InceptionV3, scale=False, has 23,817,352)", imagenet=True)
 def inception_v3(include_top=True, weights=None, input_tensor=None, input_shape=None,
                  pooling=None, classes=1000, classifier_activation="softmax",
                  name="inception_v3", aux_logits=False):
@@ -207,7 +207,8 @@ def inception_v3(include_top=True, weights=None, input_tensor=None, input_shape=
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation)
     outputs = [x, aux] if aux_logits else x
-    return load_weights(keras.Model(inputs, outputs, name=name), weights)
+    return load_weights(keras.Model(inputs, outputs, name=name), weights, arch="inception_v3",
+                        include_top=include_top)
 
 
 # Inception-v4 (and the paper's pure-Inception blocks), widths and kernel order from the
@@ -299,7 +300,7 @@ IR_C = {"1x1": [(192, 1)], "3x3": [(192, 1), (224, (1, 3)), (256, (3, 1))]}
                 "Learning", year=2016,
           input_shape=(299, 299, 3), min_size=75, params=55_843_464,
           params_source="timm inception_resnet_v2 (= keras.applications InceptionResNetV2 "
-                        "with BatchNorm scales)")
+                        "with BatchNorm scales)", imagenet=True)
 def inception_resnet_v2(include_top=True, weights=None, input_tensor=None, input_shape=None,
                         pooling=None, classes=1000, classifier_activation="softmax",
                         name="inception_resnet_v2"):
@@ -336,4 +337,5 @@ def inception_resnet_v2(include_top=True, weights=None, input_tensor=None, input
     x = conv(x, "conv_7b_1x1", 1536, 1)
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation, dropout=0.2)
-    return load_weights(keras.Model(inputs, x, name=name), weights)
+    return load_weights(keras.Model(inputs, x, name=name), weights, arch="inception_resnet_v2",
+                        include_top=include_top)

@@ -163,7 +163,8 @@ def depthwise_separable(x, filters, *, strides, block):
 
 
 @register("mobilenet_v1", **V1_PAPER, min_size=31, params=4_231_976,
-          params_source="timm mobilenetv1_100 (= keras.applications MobileNet trainable)")
+          params_source="timm mobilenetv1_100 (= keras.applications MobileNet trainable)",
+          imagenet=True)
 def mobilenet_v1(include_top=True, weights=None, input_tensor=None, input_shape=None,
                  pooling=None, classes=1000, classifier_activation="softmax",
                  name="mobilenet_v1", alpha=1.0):
@@ -190,11 +191,13 @@ def mobilenet_v1(include_top=True, weights=None, input_tensor=None, input_shape=
         x = depthwise_separable(x, int(filters * alpha), strides=strides, block=block)
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation, dropout=1e-3)
-    return load_weights(keras.Model(inputs, x, name=name), weights)
+    return load_weights(keras.Model(inputs, x, name=name), weights, arch="mobilenet_v1",
+                        include_top=include_top, alpha=alpha)
 
 
 @register("mobilenet_v2", **V2_PAPER, min_size=1, params=3_504_872,
-          params_source="torchvision (= keras.applications MobileNetV2 trainable)")
+          params_source="torchvision (= keras.applications MobileNetV2 trainable)",
+          imagenet=True)
 def mobilenet_v2(include_top=True, weights=None, input_tensor=None, input_shape=None,
                  pooling=None, classes=1000, classifier_activation="softmax",
                  name="mobilenet_v2", alpha=1.0):
@@ -228,7 +231,8 @@ def mobilenet_v2(include_top=True, weights=None, input_tensor=None, input_shape=
     x = conv_bn(x, last, 1, name="top", activation="relu6", epsilon=KERAS_EPSILON)
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation)
-    return load_weights(keras.Model(inputs, x, name=name), weights)
+    return load_weights(keras.Model(inputs, x, name=name), weights, arch="mobilenet_v2",
+                        include_top=include_top, alpha=alpha)
 
 
 def mobilenet_v3(size, include_top=True, weights=None, input_tensor=None, input_shape=None,
@@ -276,11 +280,12 @@ def mobilenet_v3(size, include_top=True, weights=None, input_tensor=None, input_
         x = layers.Dense(args.classes, activation=classifier_activation, name="predictions")(x)
     else:
         x = global_pool(x, pooling)
-    return load_weights(keras.Model(inputs, x, name=name or size), weights)
+    return load_weights(keras.Model(inputs, x, name=name or size), weights, arch=size,
+                        include_top=include_top, alpha=alpha)
 
 
 for _size, _spec in V3.items():
     register(_size, **V3_PAPER, min_size=1, params=_spec["params"],
              params_source=f"torchvision (= keras.applications MobileNetV3"
                            f"{_size.rsplit('_', 1)[1].title()} trainable)",
-             )(functools.partial(mobilenet_v3, _size))
+             imagenet=True)(functools.partial(mobilenet_v3, _size))

@@ -19,7 +19,7 @@ The first block of conv3_x..conv5_x halves the size with stride 2 and projects i
 with a 1x1 convolution (option B); the other shortcuts are identities.
 
 v2 ("Identity Mappings in Deep Residual Networks", 2016) moves BN-ReLU in front of each
-convolution (full pre-activation, its Fig. 4e): 25,549,352 / 44,541,480 / 60,185,128 parameters.
+convolution (full pre-activation, its Fig. 4e): 25,549,416 / 44,541,544 / 60,185,192 parameters.
 ResNeXt ("Aggregated Residual Transformations for Deep Neural Networks", 2017) splits the
 bottleneck's 3x3 into 32 groups and widens it: ResNeXt-50 32x4d is [1x1, 128; 3x3, 128, C=32;
 1x1, 256] in conv2_x, 25,028,904 parameters; 101 32x8d has 88,791,336. Following torchvision
@@ -38,6 +38,7 @@ from keras import layers
 
 from cnnkit.blocks import BN_EPSILON, bn_act, classifier, conv_bn
 from cnnkit.registry import register
+from cnnkit.weights import TWINS
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["ARCHITECTURES", "resnet", "basic_block", "bottleneck", "preact_bottleneck"]
@@ -65,13 +66,15 @@ ARCHITECTURES = {
                       source="torchvision"),
     "resnet152": dict(V1, block="bottleneck", depths=(3, 8, 36, 3), params=60_192_808,
                       source="torchvision"),
-    "resnet50_v2": dict(V2, block="preact", depths=(3, 4, 6, 3), params=25_549_352,
-                        source="timm resnetv2_50 (= keras ResNet50V2 less its conv biases)"),
-    "resnet101_v2": dict(V2, block="preact", depths=(3, 4, 23, 3), params=44_541_480,
-                         source="timm resnetv2_101 (= keras ResNet101V2 less its conv biases)"),
-    "resnet152_v2": dict(V2, block="preact", depths=(3, 8, 36, 3), params=60_185_128,
+    "resnet50_v2": dict(V2, block="preact", depths=(3, 4, 6, 3), params=25_549_416,
+                        source="timm resnetv2_50 + the stem's 64 biases (= keras ResNet50V2 "
+                               "less the biases BatchNorm absorbs)"),
+    "resnet101_v2": dict(V2, block="preact", depths=(3, 4, 23, 3), params=44_541_544,
+                         source="timm resnetv2_101 + the stem's 64 biases (= keras "
+                                "ResNet101V2 less the biases BatchNorm absorbs)"),
+    "resnet152_v2": dict(V2, block="preact", depths=(3, 8, 36, 3), params=60_185_192,
                          source="derived from He et al. 2016 and 2015, Table 1 "
-                                "(= keras ResNet152V2 less its conv biases)"),
+                                "(= keras ResNet152V2 less the biases BatchNorm absorbs)"),
     "resnext50_32x4d": dict(NEXT, block="bottleneck", depths=(3, 4, 6, 3), cardinality=32,
                             base_width=4, stride_on_3x3=True, epsilon=BN_EPSILON,
                             params=25_028_904, source="torchvision"),
@@ -177,8 +180,8 @@ def preact_bottleneck(x, width, *, strides, project, name, epsilon):
 def stem(x, *, preact, epsilon):
     """conv1 (7x7/2, 64) and the 3x3/2 max pool, padded as keras.applications pads them."""
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    if preact:  # v2 normalises in the first block's pre-activation instead
-        x = layers.Conv2D(64, 7, strides=2, use_bias=False, name="conv1_conv")(x)
+    if preact:  # v2 normalises after the pool, so this bias is not cancelled: it stays
+        x = layers.Conv2D(64, 7, strides=2, name="conv1_conv")(x)
     else:
         x = conv_bn(x, 64, 7, strides=2, padding="valid", name="conv1", epsilon=epsilon)
     # After v1's ReLU every value is >= 0, so padding with zeros is torchvision's -inf padding.
@@ -198,10 +201,11 @@ def resnet(arch, include_top=True, weights=None, input_tensor=None, input_shape=
     keras.applications' ResNet50/101/152 and ResNet50V2/101V2/152V2 compute; resnet18/34 and
     ResNeXt follow torchvision (stride on the 3x3, padded on all sides).
 
-    Simplified: no convolution has a bias. Before a BatchNorm a bias is cancelled by the mean.
-    Keras's v2 also has biases on the convolutions that write the residual stream (`_3_conv`,
-    `_0_conv`), which the BatchNorms reading the stream absorb, and on its stem, whose bias
-    passes the zero-padded max pool: that one ports exactly only away from the borders.
+    Simplified: no convolution has a bias but v2's stem. Before a BatchNorm a bias is cancelled
+    by the mean. Keras's v2 also has biases on the convolutions that write the residual stream
+    (`_3_conv`, `_0_conv`), which the BatchNorms reading the stream absorb (cnnkit.weights folds
+    them in when it ports ImageNet weights). v2's stem keeps its bias: a zero-padded max pool
+    lies between it and the first BatchNorm, and max(x + b, 0) is not max(x, 0) + b.
 
     shortcut (resnet18 and resnet34 only), for the paper's degradation experiment (Fig. 4):
     - True: identity shortcuts, 1x1 projections where a stage changes size (option B).
@@ -221,6 +225,10 @@ def resnet(arch, include_top=True, weights=None, input_tensor=None, input_shape=
                       classifier_activation=classifier_activation)
     _check_shortcut(arch, spec, shortcut)
     stride_on_3x3 = _check_downsample(arch, spec, downsample)
+    if weights == "imagenet" and stride_on_3x3:
+        raise ValueError(f"{arch}'s ImageNet weights were trained with downsample='1x1' "
+                         "(keras.applications' layout). Build it with downsample='1x1', or "
+                         "train the '3x3' layout with weights=None.")
     block, preact = spec["block"], spec["block"] == "preact"
     epsilon = spec.get("epsilon", KERAS_EPSILON)
     groups, base_width = spec.get("cardinality", 1), spec.get("base_width", 64)
@@ -247,7 +255,8 @@ def resnet(arch, include_top=True, weights=None, input_tensor=None, input_shape=
         x = bn_act(x, name="post", epsilon=epsilon)
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation)
-    return load_weights(keras.Model(inputs, x, name=name or arch), weights)
+    return load_weights(keras.Model(inputs, x, name=name or arch), weights, arch=arch,
+                        include_top=include_top)
 
 
 def _check_shortcut(arch, spec, shortcut):
@@ -277,4 +286,4 @@ def _check_downsample(arch, spec, downsample):
 for _arch, _spec in ARCHITECTURES.items():
     register(_arch, family=_spec["family"], paper=_spec["paper"], year=_spec["year"],
              input_shape=(224, 224, 3), min_size=1, params=_spec["params"],
-             params_source=_spec["source"])(functools.partial(resnet, _arch))
+             params_source=_spec["source"], imagenet=_arch in TWINS)(functools.partial(resnet, _arch))

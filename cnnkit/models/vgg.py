@@ -30,6 +30,7 @@ from keras import layers
 
 from cnnkit.blocks import bn_act, global_pool
 from cnnkit.registry import register
+from cnnkit.weights import TWINS
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["vgg", "vgg11", "vgg13", "vgg16", "vgg19", "VGG_CONFIGS", "VGG_WIDTHS"]
@@ -96,7 +97,8 @@ def vgg(config, /, include_top=True, weights=None, input_tensor=None, input_shap
         x = layers.Dense(args.classes, activation=classifier_activation, name="predictions")(x)
     else:
         x = global_pool(x, pooling)
-    return load_weights(keras.Model(inputs, x, name=name), weights)
+    return load_weights(keras.Model(inputs, x, name=name), weights, arch=config,
+                        include_top=include_top)
 
 
 def _register(config):
@@ -107,7 +109,8 @@ def _register(config):
         config, family="vgg",
         paper="Very Deep Convolutional Networks for Large-Scale Image Recognition", year=2014,
         input_shape=(224, 224, 3), min_size=32, params=params,
-        params_source=f"torchvision {config}", fixed_size_top=True)(builder)
+        params_source=f"torchvision {config}", fixed_size_top=True,
+        imagenet=config in TWINS)(builder)
 
 
 vgg11 = _register("vgg11")

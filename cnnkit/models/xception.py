@@ -75,7 +75,8 @@ def middle_block(x, filters, *, name):
 @register("xception", family="xception",
           paper="Xception: Deep Learning with Depthwise Separable Convolutions", year=2017,
           input_shape=(299, 299, 3), min_size=7, params=22_855_952,
-          params_source="timm legacy_xception (= keras.applications Xception trainable)")
+          params_source="timm legacy_xception (= keras.applications Xception trainable)",
+          imagenet=True)
 def xception(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
              classes=1000, classifier_activation="softmax", name="xception"):
     """Xception: entry flow, a middle flow of 8 identical blocks, exit flow.
@@ -108,4 +109,5 @@ def xception(include_top=True, weights=None, input_tensor=None, input_shape=None
         x = layers.Activation("relu", name=f"block14_sepconv{i}_act")(x)
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation)
-    return load_weights(keras.Model(inputs, x, name=name), weights)
+    return load_weights(keras.Model(inputs, x, name=name), weights, arch="xception",
+                        include_top=include_top)
