@@ -18,10 +18,11 @@ __version__ = "0.1.0"
 
 # Importing these registers the models, layers and optimizers, so saved models load safely.
 from cnnkit import layers, models, optimizers  # noqa: E402
+from cnnkit import augment  # noqa: E402  (registers its layers for loading)
 from cnnkit.profiles import Profile, profile  # noqa: E402
 from cnnkit.registry import build, list_families, list_models, model_info  # noqa: E402
 
-_LAZY = {"analysis", "data", "exercises", "grading", "plots", "training"}
+_LAZY = {"analysis", "boxes", "data", "exercises", "grading", "plots", "training"}
 
 __all__ = ["build", "list_models", "list_families", "model_info", "profile", "Profile",
            "layers", "models", "optimizers", *sorted(_LAZY)]

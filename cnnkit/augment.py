@@ -1,0 +1,408 @@
+"""Data augmentation: Keras preprocessing pipelines and AlexNet's crops, flips and PCA colour.
+
+    aug = augment.pipeline(flip="horizontal", rotation=0.1, zoom=0.1)   # a keras.layers.Pipeline
+    model = augment.with_augmentation(model, aug)     # inside the model: on the accelerator
+    train = augment.augment_dataset(train, aug)       # or in tf.data: on the CPU, in parallel
+
+Where to augment is a trade-off. Inside the model the transforms run on the accelerator, in the
+same step as the training computation: fast per image, nothing to set up, and the augmentation
+is saved with the model (at inference: the identity, or the centre crop); but the accelerator
+waits for it, every step. In a tf.data pipeline they run on the CPU cores, in parallel
+(`num_parallel_calls`), while the accelerator trains on the previous batch (`prefetch`): free
+when the CPU keeps up, a bottleneck when it does not (few cores, heavy transforms). Both see
+fresh random transforms every epoch. Keras's image layers work in tf.data on every backend, and
+so do this module's two layers, built the same way.
+
+AlexNet ("ImageNet Classification with Deep Convolutional Neural Networks", Krizhevsky, Sutskever
+and Hinton, 2012, Section 4.1) used two forms: random 224 x 224 patches of the 256 x 256 images
+and their horizontal reflections (tested on ten views: `ten_crop`), and PCA colour augmentation,
+which adds `sum_i alpha_i * lambda_i * p_i` to every pixel of an image, with (lambda_i, p_i) the
+eigenvalues and eigenvectors of the 3 x 3 covariance of RGB pixel values and alpha_i ~ N(0, 0.1)
+drawn once per image. The crops are `PerImageRandomCrop`, not keras.layers.RandomCrop (see why
+there).
+"""
+
+import numpy as np
+
+import keras
+
+# The base of Keras's own preprocessing layers, which makes them safe inside tf.data on every
+# backend (private, so imported under both of its names: DataLayer now, TFDataLayer in 3.10).
+try:
+    from keras.src.layers.preprocessing.data_layer import DataLayer as _DataLayer
+except ImportError:
+    from keras.src.layers.preprocessing.tf_data_layer import TFDataLayer as _DataLayer
+
+__all__ = ["pipeline", "alexnet_augmentation", "PerImageRandomCrop", "PCAColorAugmentation",
+           "rgb_pca", "IMAGENET_EIGENVALUES", "IMAGENET_EIGENVECTORS", "ten_crop",
+           "ten_crop_predict", "augment_dataset", "with_augmentation", "augmented_samples"]
+
+# The ImageNet figures in Facebook's ResNet training code (fb.resnet.torch) and the PyTorch
+# pipelines copied from it, for pixels in [0, 1]; the columns are the eigenvectors (rows R, G, B).
+IMAGENET_EIGENVALUES = (0.2175, 0.0188, 0.0045)
+IMAGENET_EIGENVECTORS = ((-0.5675, 0.7192, 0.4009),
+                         (-0.5808, -0.0045, -0.8140),
+                         (-0.5836, -0.6948, 0.4203))
+
+FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
+AUTOTUNE = -1  # tf.data.AUTOTUNE, without importing TensorFlow here
+
+
+def _pair(name, value):
+    """An int or an (height, width) pair of positive ints, as a tuple."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and v > 0 for v in pair):
+        raise ValueError(f"{name} must be a positive int or a (height, width) pair of them; "
+                         f"got {value!r}.")
+    return int(pair[0]), int(pair[1])
+
+
+def _factor(name, value, limit, meaning):
+    """A Keras factor: a positive number f (changes in [-f, f]) or a (low, high) pair."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        if not 0 < value <= limit:
+            raise ValueError(f"{name}={value!r}: give a number in (0, {limit}], the largest "
+                             f"change either way ({meaning}), or None to turn it off.")
+        return float(value)
+    if (isinstance(value, (tuple, list)) and len(value) == 2
+            and all(isinstance(v, (int, float)) for v in value)
+            and -limit <= value[0] <= value[1] <= limit):
+        return tuple(float(v) for v in value)
+    raise ValueError(f"{name}={value!r}: give a number in (0, {limit}] or a (low, high) pair "
+                     f"with -{limit} <= low <= high <= {limit} ({meaning}).")
+
+
+def pipeline(*, crop=None, flip="horizontal", rotation=0.1, zoom=0.1, contrast=None,
+             brightness=None, value_range=(0.0, 1.0), fill_mode="reflect", input_shape=None,
+             seed=None, name="augmentation"):
+    """A `keras.layers.Pipeline` of Keras's random image layers, None turning one off.
+
+    The defaults (horizontal flips, rotations up to 0.1 of a turn (36 degrees) either way, zoom
+    up to 10 % in or out) are those of TensorFlow's image classification tutorial.
+    - crop: (height, width) or int: a random patch of that size per image, the centre patch at
+      inference (`PerImageRandomCrop`).
+    - flip: "horizontal", "vertical" or "horizontal_and_vertical".
+    - rotation: fraction of a full turn; zoom: fraction of the size (RandomZoom); brightness:
+      in (0, 1], a shift of up to that fraction of `value_range`. Each also takes a (low, high)
+      pair. contrast: c in (0, 1], contrast scaled by a factor in [1 - c, 1 + c] (passed to
+      Keras as (c, c): its RandomContrast(c) only ever raises the contrast, to [1, 1 + c]).
+    - value_range: the pixel range of the images, for contrast and brightness (which clip to
+      it): (0, 1) as cnnkit.data's images, (0, 255) for raw ones.
+    - input_shape: (height, width, channels) of the images, to check the crop against them.
+    - seed: each layer gets seed + its position, so the layers do not draw the same numbers.
+    The order is geometric first (crop, flip, rotation, zoom), then photometric. A Pipeline
+    rather than a keras.Sequential: it stays tf.data-safe on the JAX and PyTorch backends too.
+    """
+    factors = {"rotation": _factor("rotation", rotation, 0.5, "a fraction of a full turn"),
+               "zoom": _factor("zoom", zoom, 1.0, "a fraction of the image size"),
+               "contrast": _factor("contrast", contrast, 1.0, "contrast times 1 +- contrast"),
+               "brightness": _factor("brightness", brightness, 1.0,
+                                     "a fraction of value_range")}
+    if contrast is not None and not isinstance(factors["contrast"], float):
+        raise ValueError(f"contrast={contrast!r}: give one number c in (0, 1], for contrast "
+                         "factors in [1 - c, 1 + c].")
+    if flip is not None and flip not in FLIP_MODES:
+        raise ValueError(f"flip={flip!r}: give one of {FLIP_MODES}, or None for no flips.")
+    if (not isinstance(value_range, (tuple, list)) or len(value_range) != 2
+            or not value_range[0] < value_range[1]):
+        raise ValueError(f"value_range={value_range!r}: give (low, high) with low < high, e.g. "
+                         "(0, 1) for images scaled to [0, 1] or (0, 255) for raw pixels.")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise ValueError(f"seed={seed!r}: give an int, or None for a different run each time.")
+    crop = None if crop is None else _pair("crop", crop)
+    if input_shape is not None:
+        input_shape = tuple(input_shape)
+        if len(input_shape) != 3:
+            raise ValueError(f"input_shape={input_shape!r}: give (height, width, channels).")
+        if crop is not None and (crop[0] > input_shape[0] or crop[1] > input_shape[1]):
+            raise ValueError(f"crop={crop} is larger than the images {input_shape[:2]}: crop "
+                             "at most the image size, or resize first (keras.layers.Resizing).")
+
+    def layer_seed():
+        return None if seed is None else int(seed) + len(layers)
+
+    layers = []
+    if crop is not None:
+        layers.append(PerImageRandomCrop(*crop, seed=layer_seed(), name="random_crop"))
+    if flip is not None:
+        layers.append(keras.layers.RandomFlip(flip, seed=layer_seed(), name="random_flip"))
+    if factors["rotation"] is not None:
+        layers.append(keras.layers.RandomRotation(factors["rotation"], fill_mode=fill_mode,
+                                                  seed=layer_seed(), name="random_rotation"))
+    if factors["zoom"] is not None:
+        layers.append(keras.layers.RandomZoom(factors["zoom"], fill_mode=fill_mode,
+                                              seed=layer_seed(), name="random_zoom"))
+    if factors["contrast"] is not None:
+        layers.append(keras.layers.RandomContrast((contrast, contrast), value_range=value_range,
+                                                  seed=layer_seed(), name="random_contrast"))
+    if factors["brightness"] is not None:
+        layers.append(keras.layers.RandomBrightness(
+            factors["brightness"], value_range=value_range, seed=layer_seed(),
+            name="random_brightness"))
+    if not layers:
+        raise ValueError("every augmentation is off: turn one on, or train without an "
+                         "augmentation (the baseline needs no pipeline).")
+    return keras.layers.Pipeline(layers, name=name)
+
+
+@keras.saving.register_keras_serializable(package="cnnkit")
+class PerImageRandomCrop(_DataLayer):
+    """A random (height, width) crop at its own position in each image; the centre at inference.
+
+    AlexNet's random patches (Section 4.1); the centre crop is its single-view test. Unlike
+    keras.layers.RandomCrop, which picks one position per call (a whole batch shares it), whose
+    inference path returns the images uncropped in Keras 3.10 to 3.15 (keras-team/keras#21868:
+    a model with it inside fails in `predict` and `evaluate`), and which cannot be traced into a
+    model on the JAX backend. Channels last; the image size must be known (static).
+    """
+
+    def __init__(self, height, width, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.height, self.width = _pair("crop", (height, width))
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def _offsets(self, count, room):
+        """`count` random offsets in [0, room]."""
+        ops = self.backend
+        draw = ops.random.uniform((count,), maxval=room + 1.0,
+                                  seed=self._get_seed_generator(ops._backend))
+        return ops.numpy.minimum(ops.cast(draw, "int32"), room)
+
+    def call(self, images, training=True):
+        ops = self.backend
+        images = ops.cast(images, self.compute_dtype)
+        height, width = images.shape[-3], images.shape[-2]
+        if height is None or width is None:
+            raise ValueError(f"{self.name} needs images of a known size; got {images.shape}.")
+        if self.height > height or self.width > width:
+            raise ValueError(f"{self.name} crops {(self.height, self.width)} patches out of "
+                             f"{(height, width)} images: resize them first, or crop less.")
+        if not training:
+            top, left = (height - self.height) // 2, (width - self.width) // 2
+            return images[..., top:top + self.height, left:left + self.width, :]
+        single = len(images.shape) == 3
+        if single:
+            images = ops.numpy.expand_dims(images, 0)
+        count = ops.shape(images)[0]
+        # Each image's rows (then columns) picked with take_along_axis: one gather per axis.
+        rows = (ops.numpy.expand_dims(self._offsets(count, height - self.height), 1)
+                + ops.numpy.arange(self.height, dtype="int32"))
+        images = ops.numpy.take_along_axis(images, rows[:, :, None, None], axis=1)
+        cols = (ops.numpy.expand_dims(self._offsets(count, width - self.width), 1)
+                + ops.numpy.arange(self.width, dtype="int32"))
+        images = ops.numpy.take_along_axis(images, cols[:, None, :, None], axis=2)
+        return images[0] if single else images
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-3], self.height, self.width, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width,
+                "seed": self.seed}
+
+
+def rgb_pca(images, chunk=1 << 20):
+    """(eigenvalues, eigenvectors) of the covariance of RGB pixel values, largest first.
+
+    `images`: an array whose last axis is RGB, or an iterable of such arrays (batches from a
+    dataset, e.g. `ds.map(lambda x, y: x).as_numpy_iterator()`); every pixel is one sample, and
+    the covariance divides by their number. The eigenvectors are the columns. Their signs are
+    arbitrary (alpha is symmetric about 0); each is made to have its largest component
+    positive, so the result does not depend on the linear algebra library.
+    The paper computes this over the ImageNet training set. The scale matters: lambda grows
+    with the square of the pixel scale and the pixels only linearly, so compute it on the
+    images the layer will see, in [0, 1] (as IMAGENET_EIGENVALUES): on [0, 255] pixels
+    alpha * lambda would be 255 times larger relative to the image.
+    """
+    count, total, products = 0, np.zeros(3), np.zeros((3, 3))
+    for batch in ([images] if isinstance(images, np.ndarray) else images):
+        pixels = np.asarray(batch).reshape(-1, np.shape(batch)[-1])
+        if pixels.shape[-1] != 3:
+            raise ValueError(f"images must have 3 (RGB) channels last; got {np.shape(batch)}.")
+        for start in range(0, len(pixels), chunk):
+            part = pixels[start:start + chunk].astype(np.float64)
+            count += len(part)
+            total += part.sum(axis=0)
+            products += part.T @ part
+    if count < 2:
+        raise ValueError("rgb_pca needs at least two pixels.")
+    mean = total / count
+    eigenvalues, eigenvectors = np.linalg.eigh(products / count - np.outer(mean, mean))
+    order = np.argsort(eigenvalues)[::-1]
+    eigenvalues, eigenvectors = np.clip(eigenvalues[order], 0, None), eigenvectors[:, order]
+    signs = np.sign(eigenvectors[np.abs(eigenvectors).argmax(axis=0), range(3)])
+    return eigenvalues, eigenvectors * signs
+
+
+@keras.saving.register_keras_serializable(package="cnnkit")
+class PCAColorAugmentation(_DataLayer):
+    """AlexNet's colour augmentation: add sum_i alpha_i * lambda_i * p_i to every pixel.
+
+    From "ImageNet Classification with Deep Convolutional Neural Networks" (Krizhevsky,
+    Sutskever and Hinton, 2012), Section 4.1: (lambda_i, p_i) are the eigenvalues and the
+    eigenvectors (columns of `eigenvectors`) of the RGB covariance (`rgb_pca`, or the ImageNet
+    figures by default), and alpha_i ~ N(0, stddev) is drawn once per image and shared by all
+    its pixels: the intensity and colour of the illumination change, the object does not.
+    Identity when `training` is False. No clipping, as in the paper. Channels last, RGB.
+    Built like Keras's own preprocessing layers (`self.backend` ops and a seed generator), so it
+    runs on every backend and also inside a tf.data pipeline with any backend.
+    """
+
+    def __init__(self, eigenvalues=IMAGENET_EIGENVALUES, eigenvectors=IMAGENET_EIGENVECTORS,
+                 stddev=0.1, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        values = np.asarray(eigenvalues, dtype=np.float64)
+        vectors = np.asarray(eigenvectors, dtype=np.float64)
+        if values.shape != (3,) or vectors.shape != (3, 3):
+            raise ValueError("eigenvalues must have shape (3,) and eigenvectors (3, 3) (one "
+                             f"per column); got {values.shape} and {vectors.shape}. rgb_pca("
+                             "images) computes them.")
+        if not (np.all(np.isfinite(values)) and np.all(np.isfinite(vectors))
+                and np.all(values >= 0)):
+            raise ValueError(f"eigenvalues must be finite and >= 0 (a covariance's); got "
+                             f"{values.tolist()}.")
+        if isinstance(stddev, bool) or not isinstance(stddev, (int, float)) or stddev < 0:
+            raise ValueError(f"stddev={stddev!r}: give the standard deviation of alpha, a "
+                             "number >= 0 (the paper's is 0.1).")
+        # Tuples: plain config values, which Keras does not wrap as it wraps lists.
+        self.eigenvalues = tuple(values.tolist())
+        self.eigenvectors = tuple(tuple(row) for row in vectors.tolist())
+        self.stddev, self.seed = float(stddev), seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    @classmethod
+    def from_images(cls, images, stddev=0.1, seed=None, **kwargs):
+        """The layer with the eigen decomposition of these images' RGB covariance (`rgb_pca`)."""
+        eigenvalues, eigenvectors = rgb_pca(images)
+        return cls(eigenvalues, eigenvectors, stddev=stddev, seed=seed, **kwargs)
+
+    def color_shift(self, alpha):
+        """The RGB shift sum_i alpha_i * lambda_i * p_i for alphas of shape (..., 3)."""
+        ops = self.backend
+        values = ops.convert_to_tensor(self.eigenvalues, dtype="float32")
+        vectors = ops.convert_to_tensor(self.eigenvectors, dtype="float32")
+        alpha = ops.cast(alpha, "float32")
+        return ops.numpy.matmul(alpha * values, ops.numpy.transpose(vectors))
+
+    def call(self, images, training=True):
+        ops = self.backend  # keras.ops of the backend that runs this call: TensorFlow in tf.data
+        images = ops.cast(images, self.compute_dtype)
+        if not training:
+            return images
+        batch_shape = tuple(ops.shape(images)[:-3])  # () for one image, (batch,) for a batch
+        alpha = ops.random.normal(batch_shape + (3,), stddev=self.stddev, dtype="float32",
+                                  seed=self._get_seed_generator(ops._backend))
+        shift = self.color_shift(alpha)
+        for _ in range(2):  # one shift per image, broadcast over its rows and columns
+            shift = ops.numpy.expand_dims(shift, -2)
+        return images + ops.cast(shift, images.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "eigenvalues": self.eigenvalues,
+                "eigenvectors": self.eigenvectors, "stddev": self.stddev, "seed": self.seed}
+
+
+def alexnet_augmentation(*, image_size=256, crop_size=224, eigenvalues=None, eigenvectors=None,
+                         stddev=0.1, seed=None, name="alexnet_augmentation"):
+    """AlexNet's training augmentation: random crop, horizontal flip, PCA colour (Section 4.1).
+
+    256 x 256 images to 224 x 224 crops by default, as the paper says (cnnkit's AlexNet takes
+    227 x 227, the size its layer arithmetic needs: pass crop_size=227 for it). Without
+    eigenvalues and eigenvectors, the ImageNet figures for [0, 1] pixels are used; give both,
+    e.g. from `rgb_pca(train_images)`. Images in [0, 1], channels last.
+    """
+    image_size, crop_size = _pair("image_size", image_size), _pair("crop_size", crop_size)
+    if crop_size[0] > image_size[0] or crop_size[1] > image_size[1]:
+        raise ValueError(f"crop_size={crop_size} is larger than image_size={image_size}: AlexNet "
+                         "crops 224 x 224 patches out of 256 x 256 images.")
+    if (eigenvalues is None) != (eigenvectors is None):
+        raise ValueError("give both eigenvalues and eigenvectors (rgb_pca(images) returns "
+                         "both), or neither for the ImageNet ones.")
+    if eigenvalues is None:
+        eigenvalues, eigenvectors = IMAGENET_EIGENVALUES, IMAGENET_EIGENVECTORS
+    seeds = [None] * 3 if seed is None else [int(seed) + i for i in range(3)]
+    return keras.layers.Pipeline([
+        PerImageRandomCrop(*crop_size, seed=seeds[0], name="random_crop"),
+        keras.layers.RandomFlip("horizontal", seed=seeds[1], name="random_flip"),
+        PCAColorAugmentation(eigenvalues, eigenvectors, stddev=stddev, seed=seeds[2],
+                             name="pca_color"),
+    ], name=name)
+
+
+def ten_crop(images, crop_size=224):
+    """AlexNet's ten test views: the four corner and the centre crops, then their mirror images.
+
+    `images` (batch, height, width, channels) -> (10, batch, crop height, crop width, channels),
+    in the order top-left, top-right, bottom-left, bottom-right, centre, then the same flipped.
+    """
+    height, width = images.shape[-3], images.shape[-2]
+    h, w = _pair("crop_size", crop_size)
+    if h > height or w > width:
+        raise ValueError(f"crop_size={(h, w)} is larger than the images {(height, width)}.")
+    corners = [(0, 0), (0, width - w), (height - h, 0), (height - h, width - w),
+               ((height - h) // 2, (width - w) // 2)]
+    images = keras.ops.convert_to_tensor(images)
+    crops = [images[..., top:top + h, left:left + w, :] for top, left in corners]
+    crops += [keras.ops.flip(crop, axis=-2) for crop in crops]
+    return keras.ops.stack(crops, axis=0)
+
+
+def ten_crop_predict(model, images, crop_size=None, batch_size=32):
+    """The model's softmax outputs averaged over the ten crops, as AlexNet tested (Section 4.1).
+
+    crop_size defaults to the model's input size.
+    """
+    crop_size = crop_size or tuple(model.input_shape[1:3])
+    views = keras.ops.convert_to_numpy(ten_crop(images, crop_size))
+    return np.mean([model.predict(view, batch_size=batch_size, verbose=0) for view in views],
+                   axis=0)
+
+
+def augment_dataset(ds, augmentation, num_parallel_calls=AUTOTUNE, prefetch=True):
+    """`ds` with `augmentation` applied in training mode to its images, inside tf.data.
+
+    The elements are images or (images, labels, ...) tuples, batched or not (mapping after
+    `batch` makes fewer, larger calls). The map runs on `num_parallel_calls` CPU threads
+    (AUTOTUNE picks how many) and `prefetch` prepares the next batch while the model trains on
+    this one.
+    """
+
+    def apply(images, *rest):
+        images = augmentation(images, training=True)
+        return (images, *rest) if rest else images
+
+    ds = ds.map(apply, num_parallel_calls=num_parallel_calls)
+    return ds.prefetch(AUTOTUNE) if prefetch else ds
+
+
+def with_augmentation(model, augmentation, input_shape=None, name=None):
+    """A model that applies `augmentation` to its inputs, then `model`: augmentation on the
+    accelerator, saved with the model.
+
+    Keras runs the augmentation in `fit`; in `predict` and `evaluate` it is the identity, or
+    the centre crop for a crop. A direct call `model(x)` augments unless given
+    `training=False`, as Keras's own layers do. `input_shape` is
+    the images' shape before the augmentation, needed when it changes their size (a crop).
+    """
+    input_shape = tuple(input_shape or model.input_shape[1:])
+    inputs = keras.Input(input_shape)
+    augmented = augmentation(inputs)
+    if tuple(augmented.shape[1:]) != tuple(model.input_shape[1:]):
+        raise ValueError(f"the augmentation turns {input_shape} images into "
+                         f"{tuple(augmented.shape[1:])}, but {model.name} takes "
+                         f"{tuple(model.input_shape[1:])}: pass input_shape=, the shape of the "
+                         "images before augmentation (e.g. (256, 256, 3) for 224 crops).")
+    return keras.Model(inputs, model(augmented), name=name or f"{model.name}_augmented")
+
+
+def augmented_samples(augmentation, image, n=8):
+    """`n` augmented versions of one image, (n, height, width, channels), for a grid
+    (cnnkit.plots.plot_images)."""
+    batch = np.repeat(np.asarray(image)[None], n, axis=0)
+    return keras.ops.convert_to_numpy(augmentation(batch, training=True))
