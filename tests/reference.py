@@ -6,9 +6,11 @@ count nobody has checked against an outside figure is not done. Where no outside
 the count is derived layer by layer from the paper's own table in a `derived_*.py` module.
 """
 
+from derived_detnet import DETNET59_PARAMS
 from derived_inception import INCEPTION_V2_PARAMS
 from derived_resnet import RESNET152_V2_PARAMS
 from derived_shufflenet import SHUFFLENET_V1_PARAMS
+from derived_snet import SNET_PARAMS
 
 REFERENCE_PARAMS = {
     # Derived from LeCun et al. 1998: conv 5x5 1->6 (156) + conv 5x5 6->16 (2,416)
@@ -91,6 +93,13 @@ REFERENCE_PARAMS = {
     "repvgg_b1": (57_415_016, "timm repvgg_b1"),
     # 14 detection backbones
     "darknet53": (41_609_928, "timm darknet53"),
+    # DetNet-59: ResNet-50 stages 1-4 + two stages of dilated bottlenecks, summed in
+    # derived_detnet.py from Table 1.
+    "detnet59": (DETNET59_PARAMS, "derived from Li et al. 2018, Table 1"),
+    # ThunderNet's SNets, summed in derived_snet.py from Table 1 (5x5 depthwise ShuffleNetV2 units).
+    "snet49": (SNET_PARAMS["snet49"], "derived from Qin et al. 2019, Table 1"),
+    "snet146": (SNET_PARAMS["snet146"], "derived from Qin et al. 2019, Table 1"),
+    "snet535": (SNET_PARAMS["snet535"], "derived from Qin et al. 2019, Table 1"),
 }
 
 # Variants that are options of a registered model rather than models of their own.

@@ -55,6 +55,7 @@ SAME_BUILDER_AS = {
                     "shufflenet_v2_x0_5"),
     **{f"efficientnet_b{i}": "efficientnet_b0" for i in range(1, 8)},
     **dict.fromkeys(["repvgg_a1", "repvgg_a2", "repvgg_b0", "repvgg_b1"], "repvgg_a0"),
+    "snet146": "snet49", "snet535": "snet49",
 }
 
 

@@ -11,8 +11,9 @@ from cnnkit.models import densenet, dpn, vovnet  # noqa: F401  (09 dense connect
 from cnnkit.models import senet, sknet, resnest  # noqa: F401  (10 channel attention)
 from cnnkit.models import mobilenet, shufflenet, ghostnet, efficientnet  # noqa: F401  (11)
 from cnnkit.models import repvgg  # noqa: F401  (12 re-parameterization)
-from cnnkit.models import darknet  # noqa: F401  (14 detection blocks)
+from cnnkit.models import darknet, fpn, hourglass, detnet, thundernet  # noqa: F401  (14)
 
 __all__ = ["lenet", "alexnet", "vgg", "googlenet", "inception", "xception", "resnet",
            "densenet", "dpn", "vovnet", "senet", "sknet", "resnest", "mobilenet", "shufflenet",
-           "ghostnet", "efficientnet", "repvgg", "darknet"]
+           "ghostnet", "efficientnet", "repvgg", "darknet",
+           "fpn", "hourglass", "detnet", "thundernet"]

@@ -127,25 +127,26 @@ def shufflenet_unit(x, filters, *, groups, strides, name, group_first=True):
     return layers.Activation("relu", name=f"{name}_out")(y)
 
 
-def shufflenet_v2_unit(x, filters, *, strides, name):
+def shufflenet_v2_unit(x, filters, *, strides, name, kernel_size=3):
     """ShuffleNet v2's unit: Fig. 3c (stride 1, channel split) or Fig. 3d (stride 2).
 
     Each branch ends with half of `filters`; the concatenation is shuffled in 2 groups so that
-    the next unit's split takes half of its channels from each branch.
+    the next unit's split takes half of its channels from each branch. `kernel_size` is the
+    depthwise convolutions' (ThunderNet's SNet uses 5).
     """
     half = filters // 2
     if strides == 1:
         left, right = ChannelSplit(2, name=f"{name}_split")(x)
     else:
-        left, padding = symmetric_padding(x, 3, strides, name=f"{name}_branch1_dw")
-        left = depthwise_conv_bn(left, 3, strides=strides, padding=padding, activation=None,
-                                 name=f"{name}_branch1_dw")
+        left, padding = symmetric_padding(x, kernel_size, strides, name=f"{name}_branch1_dw")
+        left = depthwise_conv_bn(left, kernel_size, strides=strides, padding=padding,
+                                 activation=None, name=f"{name}_branch1_dw")
         left = conv_bn(left, half, 1, name=f"{name}_branch1_pw")
         right = x
     right = conv_bn(right, half, 1, name=f"{name}_branch2_pw1")
-    right, padding = symmetric_padding(right, 3, strides, name=f"{name}_branch2_dw")
-    right = depthwise_conv_bn(right, 3, strides=strides, padding=padding, activation=None,
-                              name=f"{name}_branch2_dw")
+    right, padding = symmetric_padding(right, kernel_size, strides, name=f"{name}_branch2_dw")
+    right = depthwise_conv_bn(right, kernel_size, strides=strides, padding=padding,
+                              activation=None, name=f"{name}_branch2_dw")
     right = conv_bn(right, half, 1, name=f"{name}_branch2_pw2")
     y = layers.Concatenate(name=f"{name}_concat")([left, right])
     return ChannelShuffle(2, name=f"{name}_out")(y)
