@@ -22,7 +22,7 @@ from cnnkit import augment  # noqa: E402  (registers its layers for loading)
 from cnnkit.profiles import Profile, profile  # noqa: E402
 from cnnkit.registry import build, list_families, list_models, model_info  # noqa: E402
 
-_LAZY = {"analysis", "boxes", "data", "exercises", "grading", "plots", "training"}
+_LAZY = {"analysis", "boxes", "data", "exercises", "grading", "plots", "training", "transfer"}
 
 __all__ = ["build", "list_models", "list_families", "model_info", "profile", "Profile",
            "layers", "models", "optimizers", *sorted(_LAZY)]
