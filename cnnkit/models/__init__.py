@@ -11,9 +11,10 @@ from cnnkit.models import densenet, dpn, vovnet  # noqa: F401  (09 dense connect
 from cnnkit.models import senet, sknet, resnest  # noqa: F401  (10 channel attention)
 from cnnkit.models import mobilenet, shufflenet, ghostnet, efficientnet  # noqa: F401  (11)
 from cnnkit.models import repvgg  # noqa: F401  (12 re-parameterization)
+from cnnkit.models import fcn, unet, bisenet, dfanet  # noqa: F401  (13 segmentation)
 from cnnkit.models import darknet, fpn, hourglass, detnet, thundernet  # noqa: F401  (14)
 
 __all__ = ["lenet", "alexnet", "vgg", "googlenet", "inception", "xception", "resnet",
            "densenet", "dpn", "vovnet", "senet", "sknet", "resnest", "mobilenet", "shufflenet",
-           "ghostnet", "efficientnet", "repvgg", "darknet",
+           "ghostnet", "efficientnet", "repvgg", "fcn", "unet", "bisenet", "dfanet", "darknet",
            "fpn", "hourglass", "detnet", "thundernet"]

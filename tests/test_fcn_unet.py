@@ -1,0 +1,375 @@
+"""FCN-32s/16s/8s, U-Net and U-Net++: the checks of segmentation networks (task="segmentation").
+
+tests/test_models.py runs only its bad-argument checks on these models, so this file checks the
+rest: counts derived here from the papers' layer sizes, output shapes and strides per level, a
+training step that moves every trainable weight, the `.keras` round trip in safe mode, weights
+files and input_tensor, and the ValueErrors of each option. FCN holds 134M parameters whatever
+the input, so it is built as few times as possible; everything runs at small sizes.
+"""
+
+import numpy as np
+import pytest
+
+import cnnkit
+import keras
+from cnnkit.analysis import count_params, tap
+from cnnkit.layers import BilinearUpsampling, bilinear_kernel
+from cnnkit.models.fcn import bilinear_upsampling
+
+to_numpy = keras.ops.convert_to_numpy
+CLASSES = 3  # not a default, so `classes` is exercised
+
+
+def conv(k, c_in, c_out, bias=True):
+    return k * k * c_in * c_out + (c_out if bias else 0)
+
+
+def images(shape, n=2, seed=0):
+    return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
+
+
+def train_one_step(model, x, y):
+    """One eager SGD step; return the paths of the trainable weights it left unchanged."""
+    keras.utils.set_random_seed(0)
+    outputs = len(model.outputs)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=True,
+                  loss=["sparse_categorical_crossentropy"] * outputs)
+    before = [np.array(w) for w in model.trainable_weights]
+    loss = model.train_on_batch(x, [y] * outputs if outputs > 1 else y)
+    assert np.all(np.isfinite(loss))
+    return [w.path for w, b in zip(model.trainable_weights, before)
+            if np.array_equal(np.array(w), b)]
+
+
+def check_round_trip_weights_and_input_tensor(name, model, tmp_path, **options):
+    shape = tuple(model.input_shape[1:])
+    classes = keras.tree.flatten(model.outputs)[0].shape[-1]
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    x = images(shape, n=1, seed=1)
+    expected = [to_numpy(t) for t in keras.tree.flatten(model(x))]
+    for a, b in zip(keras.tree.flatten(loaded(x)), expected, strict=True):
+        np.testing.assert_array_equal(to_numpy(a), b)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    assert [layer.trainable for layer in loaded.layers] == [
+        layer.trainable for layer in model.layers]
+    weights = tmp_path / f"{name}.weights.h5"
+    model.save_weights(weights)
+    keras.utils.set_random_seed(2)
+    image = keras.Input(shape=shape, name="my_image")
+    again = cnnkit.build(name, input_tensor=image, classes=classes, weights=str(weights), **options)
+    assert again.inputs[0] is image
+    for a, b in zip(keras.tree.flatten(again(x)), expected, strict=True):
+        np.testing.assert_array_equal(to_numpy(a), b)
+
+
+# ---------------------------------------------------------------- FCN
+
+VGG16_CONVS = sum(conv(3, c_in, c_out) for c_in, c_out in [
+    (3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256), (256, 256),
+    (256, 512), (512, 512), (512, 512), (512, 512), (512, 512), (512, 512)])
+
+
+def fcn_params(stride, classes=21):
+    """(trainable, frozen) parameters of FCN-`stride`s from the paper's layer sizes."""
+    trainable = VGG16_CONVS + conv(7, 512, 4096) + conv(1, 4096, 4096) + conv(1, 4096, classes)
+    for skip_stride, channels in ((16, 512), (8, 256)):  # pool4, then pool3
+        if stride <= skip_stride:
+            trainable += conv(4, classes, classes, bias=False) + conv(1, channels, classes)
+    return trainable, conv(2 * stride, classes, classes, bias=False)
+
+
+def check_fcn_maps(model, stride, height, width):
+    """Each level's map has the size of its stride; only the final upsampling is fixed."""
+    levels = {"block3_pool": 8, "block4_pool": 16, "block5_pool": 32, "fc7": 32, "score_fr": 32}
+    if stride <= 16:
+        levels |= {"upscore2": 16, "score_pool4": 16, "fuse_pool4": 16}
+    if stride == 8:
+        levels |= {"upscore_pool4": 8, "score_pool3": 8, "fuse_pool3": 8}
+    final = {32: "upscore", 16: "upscore16", 8: "upscore8"}[stride]
+    levels |= {final: 1, "predictions": 1}
+    assert {n: tuple(model.get_layer(n).output.shape[1:3]) for n in levels} == {
+        n: (height // s, width // s) for n, s in levels.items()}
+    assert model.layers[-1].name == "predictions"
+    skips = [layer.name for layer in model.layers if layer.name.startswith("score_pool")]
+    assert skips == {32: [], 16: ["score_pool4"], 8: ["score_pool4", "score_pool3"]}[stride]
+    # The paper's Section 4.3: the final upsampling is fixed bilinear, intermediate ones learned.
+    ups = {layer.name: layer for layer in model.layers
+           if isinstance(layer, keras.layers.Conv2DTranspose)}
+    assert {n: (u.trainable, u.kernel_size, u.strides, u.use_bias) for n, u in ups.items()} == {
+        n: (n != final, (2 * s,) * 2, (s,) * 2, False)
+        for n, s in {"upscore2": 2, "upscore_pool4": 2, final: stride}.items() if n in ups}
+
+
+@pytest.fixture(scope="module")
+def fcn32s():
+    return cnnkit.build("fcn32s")  # the default: 224x224x3, 21 classes
+
+
+@pytest.fixture(scope="module")
+def fcn8s_small():
+    return cnnkit.build("fcn8s", input_shape=(32, 64, 3))  # 21 classes
+
+
+def test_fcn_registry_entries_hold_the_derived_counts():
+    for name, stride in (("fcn32s", 32), ("fcn16s", 16), ("fcn8s", 8)):
+        info = cnnkit.model_info(name)
+        assert (info.task, info.family, info.classes, info.min_size, info.input_shape) == (
+            "segmentation", "fcn", 21, 32, (224, 224, 3))
+        assert info.params == fcn_params(stride)[0]
+    assert [fcn_params(s)[0] for s in (32, 16, 8)] == [134_346_581, 134_364_410, 134_376_863]
+
+
+def test_fcn32s_count_and_maps_at_the_default_size(fcn32s):
+    assert (count_params(fcn32s), count_params(fcn32s, trainable=False)) == fcn_params(32)
+    assert fcn32s.output_shape == (None, 224, 224, 21)
+    check_fcn_maps(fcn32s, 32, 224, 224)
+
+
+def test_fcn16s_count_and_maps_with_other_classes():
+    model = cnnkit.build("fcn16s", classes=CLASSES)
+    assert (count_params(model), count_params(model, trainable=False)) == fcn_params(16, CLASSES)
+    assert model.output_shape == (None, 224, 224, CLASSES)
+    check_fcn_maps(model, 16, 224, 224)
+
+
+def test_fcn8s_count_and_maps_at_a_small_size(fcn8s_small):
+    assert (count_params(fcn8s_small), count_params(fcn8s_small, trainable=False)) == (
+        fcn_params(8))
+    check_fcn_maps(fcn8s_small, 8, 32, 64)
+
+
+def test_fc6_and_fc7_are_vgg16s_fc1_and_fc2_convolutionalized(fcn32s):
+    """fc6 holds exactly fc1's 25088*4096 + 4096 weights; reshaped to 7x7x512x4096 they give,
+    at fc6's centre for a 224x224 image, exactly what VGG16's fc1 gives (and fc7 what fc2 gives)."""
+    vgg, fcn = cnnkit.build("vgg16"), fcn32s
+    assert vgg.get_layer("fc1").count_params() == fcn.get_layer("fc6").count_params() == (
+        25088 * 4096 + 4096)
+    assert vgg.get_layer("fc2").count_params() == fcn.get_layer("fc7").count_params() == (
+        4096 * 4096 + 4096)
+    for layer in vgg.layers:
+        if layer.name.startswith("block") and layer.weights:
+            fcn.get_layer(layer.name).set_weights(layer.get_weights())
+    for dense, conv_name, k in (("fc1", "fc6", 7), ("fc2", "fc7", 1)):
+        kernel, bias = vgg.get_layer(dense).get_weights()
+        fcn.get_layer(conv_name).set_weights([kernel.reshape(k, k, -1, 4096), bias])
+    x = images((224, 224, 3), n=1) * 255
+    fc1, fc2 = tap(vgg, ["fc1", "fc2"], x)
+    fc6, fc7 = tap(fcn, ["fc6", "fc7"], x)
+    assert fc6.shape == fc7.shape == (1, 7, 7, 4096)
+    np.testing.assert_allclose(fc6[:, 3, 3], fc1, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(fc7[:, 3, 3], fc2, rtol=1e-4, atol=1e-3)
+
+
+def test_bilinear_kernel_matches_the_caffe_release():
+    np.testing.assert_allclose(bilinear_kernel(4)[0], [0.0625, 0.1875, 0.1875, 0.0625])
+    np.testing.assert_allclose(bilinear_kernel(4)[1], [0.1875, 0.5625, 0.5625, 0.1875])
+    kernel = to_numpy(BilinearUpsampling()((16, 16, 3, 3)))
+    assert np.count_nonzero(kernel[:, :, 0, 1]) == 0  # one kernel per class, no mixing
+    np.testing.assert_allclose(kernel[:, :, 2, 2], bilinear_kernel(16))
+
+
+def test_fixed_upsampling_interpolates_bilinearly_between_pixel_centres():
+    """Away from the border, the 8x transposed convolution is half-pixel bilinear resizing."""
+    inputs = keras.Input((5, 6, 2))
+    up = keras.Model(inputs, bilinear_upsampling(inputs, 8, name="up", trainable=False))
+    x = images((5, 6, 2), n=1)
+    out = to_numpy(up(x))
+    assert out.shape == (1, 40, 48, 2)
+
+    def resize_1d(n, factor):  # interpolation matrix of half-pixel-centred bilinear resizing
+        u = (np.arange(n * factor) + 0.5) / factor - 0.5
+        i0 = np.clip(np.floor(u).astype(int), 0, n - 2)
+        m = np.zeros((n * factor, n))
+        m[np.arange(n * factor), i0] = 1 - (u - i0)
+        m[np.arange(n * factor), i0 + 1] = u - i0
+        return m
+
+    expected = np.einsum("ai,bj,ijc->abc", resize_1d(5, 8), resize_1d(6, 8), x[0])
+    np.testing.assert_allclose(out[0, 4:-4, 4:-4], expected[4:-4, 4:-4], rtol=1e-5, atol=1e-6)
+
+
+def test_fcn8s_forward_gives_a_probability_map_the_size_of_the_image(fcn8s_small):
+    out = to_numpy(fcn8s_small(images((32, 64, 3))))
+    assert out.shape == (2, 32, 64, 21)
+    np.testing.assert_allclose(out.sum(axis=-1), 1.0, rtol=1e-5)
+    for name in ("score_pool4", "score_pool3"):  # the paper's zero start: 32s predictions kept
+        assert not np.any(fcn8s_small.get_layer(name).get_weights()[0])
+
+
+def test_fcn8s_round_trip_weights_file_and_input_tensor(fcn8s_small, tmp_path):
+    check_round_trip_weights_and_input_tensor("fcn8s", fcn8s_small, tmp_path)
+
+
+def test_fcn8s_training_step_moves_every_trainable_weight_and_not_the_fixed_one(fcn8s_small):
+    frozen = np.array(fcn8s_small.get_layer("upscore8").kernel)
+    labels = np.random.default_rng(0).integers(0, 21, (2, 32, 64))
+    assert train_one_step(fcn8s_small, images((32, 64, 3)), labels) == []
+    np.testing.assert_array_equal(np.array(fcn8s_small.get_layer("upscore8").kernel), frozen)
+
+
+@pytest.mark.parametrize("size, message", [
+    (100, r"divisible by 32 \(the stride of block5_pool\)"), (100, "to 96 or 128"),
+    (40, "to 32 or 64")])
+def test_fcn_sizes_that_do_not_line_up_are_refused(size, message):
+    with pytest.raises(ValueError, match=message):
+        cnnkit.build("fcn16s", input_shape=(size, 64, 3))
+
+
+# ---------------------------------------------------------------- U-Net
+
+def unet_params(channels=1, classes=2, filters=(64, 128, 256, 512, 1024)):
+    """Figure 1: two 3x3 convolutions per level; 2x2 up-convolution, concatenation, two more."""
+    total, c_in = 0, channels
+    for f in filters:
+        total += conv(3, c_in, f) + conv(3, f, f)
+        c_in = f
+    for f in reversed(filters[:-1]):
+        total += conv(2, c_in, f) + conv(3, 2 * f, f) + conv(3, f, f)
+        c_in = f
+    return total + conv(1, c_in, classes)
+
+
+def test_unet_has_the_papers_31_030_658_parameters_and_388x388_output():
+    model = cnnkit.build("unet")
+    assert unet_params() == count_params(model) == cnnkit.model_info("unet").params == 31_030_658
+    assert model.input_shape == (None, 572, 572, 1) and model.output_shape == (None, 388, 388, 2)
+    convs = [layer for layer in model.layers
+             if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
+    assert len(convs) == 23  # "In total the network has 23 convolutional layers"
+    maps = {f"down{k}_conv2": s for k, s in zip(range(1, 6), (568, 280, 136, 64, 28))}
+    maps |= {f"up{k}_conv2": s for k, s in zip(range(4, 0, -1), (52, 100, 196, 388))}
+    assert {n: model.get_layer(n).output.shape[1] for n in maps} == maps
+    assert [model.get_layer(f"up{k}_crop").cropping for k in (4, 3, 2, 1)] == [
+        ((c, c), (c, c)) for c in (4, 16, 40, 88)]
+    assert [model.get_layer(f"down{k}_conv2").output.shape[-1] for k in range(1, 6)] == [
+        64, 128, 256, 512, 1024]
+
+
+@pytest.mark.parametrize("shape, out", [((188, 252), (4, 68)), ((None, None), (None, None))])
+def test_unet_valid_output_is_184_pixels_smaller(shape, out):
+    model = cnnkit.build("unet", input_shape=(*shape, 3), classes=CLASSES)
+    assert model.output_shape == (None, *out, CLASSES)
+
+
+@pytest.fixture(scope="module")
+def unet_same():
+    """Padded, at the smallest height (16: the bottom level is 1 pixel high)."""
+    return cnnkit.build("unet", padding="same", input_shape=(16, 32, 1), classes=CLASSES)
+
+
+def test_unet_same_padding_keeps_the_size_and_the_count(unet_same):
+    assert count_params(unet_same) == unet_params(classes=CLASSES)
+    assert unet_same.output_shape == (None, 16, 32, CLASSES)
+    maps = [unet_same.get_layer(f"down{k}_conv2").output.shape[1:3] for k in range(1, 6)]
+    assert [tuple(m) for m in maps] == [(16, 32), (8, 16), (4, 8), (2, 4), (1, 2)]  # /1 .. /16
+    assert not [layer for layer in unet_same.layers if "crop" in layer.name]
+
+
+def test_unet_valid_forward_round_trip_weights_file_and_input_tensor(tmp_path):
+    model = cnnkit.build("unet", input_shape=(188, 188, 1), classes=CLASSES)
+    out = to_numpy(model(images((188, 188, 1), n=1)))
+    assert out.shape == (1, 4, 4, CLASSES)
+    np.testing.assert_allclose(out.sum(axis=-1), 1.0, rtol=1e-5)
+    check_round_trip_weights_and_input_tensor("unet", model, tmp_path)
+
+
+def test_unet_training_step_moves_every_trainable_weight(unet_same):
+    labels = np.random.default_rng(0).integers(0, CLASSES, (2, 16, 32))
+    assert train_one_step(unet_same, images((16, 32, 1)), labels) == []
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(input_shape=(500, 500, 1)), r"16k \+ 12 pixels, at least 188.*492 or 508"),
+    (dict(input_shape=(572, 100, 1)), r"nearest valid size is 188 .*padding='same'"),
+    (dict(input_shape=(100, 100, 1), padding="same"), "divisible by 16.*96 or 112"),
+    (dict(padding="full"), "padding must be 'valid'"),
+    (dict(input_shape=(15, 15, 1), padding="same"), "at least 16x16"),
+])
+def test_unet_bad_options_say_what_to_do(options, message):
+    with pytest.raises(ValueError, match=message):
+        cnnkit.build("unet", **options)
+
+
+# ---------------------------------------------------------------- U-Net++
+
+FILTERS = (32, 64, 128, 256, 512)
+
+
+def unet_plusplus_params(channels=1, classes=2, heads=1):
+    """X^{i,0} = H(pool X^{i-1,0}); X^{i,j} = H([X^{i,0..j-1}, U(X^{i+1,j-1})]), H two 3x3 convs."""
+    total = 0
+    for i in range(5):
+        for j in range(5 - i):
+            c_in = (channels if i == 0 else FILTERS[i - 1]) if j == 0 else (j + 1) * FILTERS[i]
+            total += conv(3, c_in, FILTERS[i]) + conv(3, FILTERS[i], FILTERS[i])
+            if j > 0:
+                total += conv(2, FILTERS[i + 1], FILTERS[i])
+    return total + heads * conv(1, FILTERS[0], classes)
+
+
+def test_unet_plusplus_count_and_the_authors_9_041_601():
+    model = cnnkit.build("unet_plusplus")
+    assert count_params(model) == unet_plusplus_params() == cnnkit.model_info(
+        "unet_plusplus").params
+    assert model.input_shape == (None, 96, 96, 1) and model.output_shape == (None, 96, 96, 2)
+    # The authors' Nest_Net: one sigmoid map; the paper's results table rounds it to 9.04M.
+    binary = cnnkit.build("unet_plusplus", classes=1, classifier_activation="sigmoid")
+    assert count_params(binary) == unet_plusplus_params(classes=1) == 9_041_601
+
+
+@pytest.fixture(scope="module")
+def deep():
+    return cnnkit.build("unet_plusplus", deep_supervision=True, input_shape=(32, 48, 3),
+                        classes=CLASSES)
+
+
+def test_unet_plusplus_nodes_have_the_level_size_and_filters(deep):
+    nodes = {(i, j): deep.get_layer(f"x{i}{j}_conv2").output.shape for i in range(5)
+             for j in range(5 - i)}
+    assert len(nodes) == 15
+    assert all(shape[1:] == (32 // 2**i, 48 // 2**i, FILTERS[i]) for (i, j), shape in nodes.items())
+    # Dense skips: X^{0,4} sees X^{0,0..3} and the up-convolved X^{1,3}.
+    assert deep.get_layer("x04_concat").output.shape[-1] == 5 * 32
+    sources = deep.get_layer("x04_concat").input
+    names = ("x00_dropout2", "x01_dropout2", "x02_dropout2", "x03_dropout2", "x04_upconv")
+    assert len(sources) == 5
+    assert all(t is deep.get_layer(n).output for t, n in zip(sources, names))
+    assert sum(isinstance(layer, keras.layers.Dropout) for layer in deep.layers) == 30
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in deep.layers)
+
+
+def test_unet_plusplus_deep_supervision_gives_four_probability_maps(deep):
+    assert count_params(deep) == unet_plusplus_params(channels=3, classes=CLASSES, heads=4)
+    heads = ("x01_predictions", "x02_predictions", "x03_predictions", "predictions")
+    assert all(o is deep.get_layer(n).output for o, n in zip(deep.outputs, heads, strict=True))
+    outs = [to_numpy(o) for o in deep(images((32, 48, 3)))]
+    assert [o.shape for o in outs] == [(2, 32, 48, CLASSES)] * 4
+    for out in outs:
+        np.testing.assert_allclose(out.sum(axis=-1), 1.0, rtol=1e-5)
+
+
+def test_unet_plusplus_round_trip_weights_file_and_input_tensor(deep, tmp_path):
+    check_round_trip_weights_and_input_tensor("unet_plusplus", deep, tmp_path,
+                                              deep_supervision=True)
+
+
+@pytest.mark.parametrize("deep_supervision", [False, True])
+def test_unet_plusplus_training_step_moves_every_trainable_weight(deep_supervision):
+    model = cnnkit.build("unet_plusplus", deep_supervision=deep_supervision, dropout=0.0,
+                         input_shape=(16, 16, 3), classes=CLASSES)
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in model.layers)
+    labels = np.random.default_rng(0).integers(0, CLASSES, (2, 16, 16))
+    assert train_one_step(model, images((16, 16, 3)), labels) == []
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(deep_supervision="yes"), "deep_supervision must be True"),
+    (dict(dropout=1.0), "dropout must be a rate from 0"),
+    (dict(input_shape=(40, 96, 1)), "divisible by 16.*32 or 48"),
+    (dict(padding="valid"), "does not take 'padding'"),
+])
+def test_unet_plusplus_bad_options_say_what_to_do(options, message):
+    with pytest.raises(ValueError, match=message):
+        cnnkit.build("unet_plusplus", **options)
