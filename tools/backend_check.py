@@ -12,6 +12,7 @@ torchvision or timm, where those are installed, and compares them with cnnkit's.
 """
 
 import argparse
+import inspect
 import os
 import sys
 import tempfile
@@ -72,29 +73,53 @@ def reference_count(name):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+# The builder's own minimum where it is above the registry's (unet's default valid padding).
+SIZES = {"unet": 188}
+
+
+def _outputs(model, x):
+    out = model(x)
+    return [keras.ops.convert_to_numpy(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
 def check(name, tmp):
+    """Forward, one compiled training step moving every weight, safe-mode round trip."""
     info = cnnkit.model_info(name)
-    shape = (info.min_size, info.min_size, info.input_shape[2])
+    size = SIZES.get(name, info.min_size)
+    shape = (size, size, info.input_shape[2])
     keras.utils.set_random_seed(0)
-    model = cnnkit.build(name, input_shape=shape, classes=3)
-    x = np.random.default_rng(0).random((4, *shape), dtype=np.float32)
-    y = np.array([0, 1, 2, 1])
-    out = keras.ops.convert_to_numpy(model(x))
-    assert out.shape == (4, 3) and np.allclose(out.sum(axis=1), 1, atol=1e-4), out
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    takes_classes = "classes" in inspect.signature(info.builder).parameters
+    model = cnnkit.build(name, input_shape=shape, **({"classes": 3} if takes_classes else {}))
+    rng = np.random.default_rng(0)
+    x = rng.random((4, *shape), dtype=np.float32)
+    outs = _outputs(model, x)
+    if info.task == "classification":
+        assert outs[0].shape == (4, 3) and np.allclose(outs[0].sum(axis=1), 1, atol=1e-4)
+        y, loss = np.array([0, 1, 2, 1]), "sparse_categorical_crossentropy"
+    elif info.task == "segmentation":  # a class per pixel, probabilities over the last axis
+        for o in outs:
+            assert o.shape[0] == 4 and o.shape[-1] == 3 and np.allclose(o.sum(-1), 1, atol=1e-4)
+        # One-hot targets: Keras 3.15's sparse cross-entropy on per-pixel labels fails its
+        # backward pass on PyTorch ("grad_input must be contiguous").
+        y = [np.eye(3, dtype="float32")[rng.integers(0, 3, o.shape[:-1])] for o in outs]
+        loss = "categorical_crossentropy"
+    else:  # feature maps or heatmaps: regress them onto zeros
+        y, loss = [np.zeros_like(o) for o in outs], "mse"
+    y = y[0] if isinstance(y, list) and len(y) == 1 else y
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss)
     before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
     start = time.perf_counter()
-    loss = float(model.train_on_batch(x, y))
+    value = float(np.sum(model.train_on_batch(x, y)))
     step = time.perf_counter() - start
-    assert np.isfinite(loss), loss
+    assert np.isfinite(value), value
     unchanged = [w.path for w, b in zip(model.trainable_weights, before)
                  if np.array_equal(keras.ops.convert_to_numpy(w), b)]
     assert not unchanged, f"weights that did not move: {unchanged[:3]}"
     path = os.path.join(tmp, f"{name}.keras")
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)),
-                                  keras.ops.convert_to_numpy(model(x)))
+    for a, b in zip(_outputs(loaded, x), _outputs(model, x)):
+        np.testing.assert_array_equal(a, b)
     return step
 
 
