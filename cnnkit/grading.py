@@ -1553,6 +1553,220 @@ def check_identity_as_3x3(identity_as_3x3):
     return _grade("identity_as_3x3", run)
 
 
+# --- 05 data_augmentation --------------------------------------------------------------------
+
+__all__ += ["check_random_crop", "check_pca_color_shift", "check_ten_crop_views"]
+
+
+def _image_array(got, call):
+    """`got` as a float NumPy array, or a GradeFailure that says what came back."""
+    _expect(got is not None, f"{call} returned None: return the image (a NumPy array).")
+    try:
+        got = np.asarray(got, dtype="float64")
+    except (TypeError, ValueError) as err:
+        raise GradeFailure(f"{call} returned {type(got).__name__}, not an array of numbers: "
+                           f"{err}") from err
+    return got
+
+
+def _window_positions(image, patch):
+    """Every (top, left) at which `patch` is exactly a window of `image`."""
+    h, w = patch.shape[:2]
+    return [(t, l) for t in range(image.shape[0] - h + 1) for l in range(image.shape[1] - w + 1)
+            if np.array_equal(image[t:t + h, l:l + w], patch)]
+
+
+def check_random_crop(random_crop):
+    """`random_crop(image, size, rng)` -> a (height, width) window of `image` (H, W, C) at a
+    random position drawn from the NumPy Generator `rng`: AlexNet's random patches.
+
+    Checked on random images (crop sizes as cnnkit.augment.PerImageRandomCrop takes them): the
+    output is a window of the input, every position (edges included) comes up, and the same rng
+    state gives the same crop.
+    """
+
+    def run():
+        rng = np.random.default_rng(5)
+        # (image height, width, channels, crop height, crop width): non-square on purpose, so
+        # swapping height and width shows; (H, W) crops (one position) and 1x1 crops too.
+        cases = [(10, 10, 3, 8, 8), (12, 9, 3, 7, 4), (6, 11, 1, 6, 5), (9, 7, 2, 9, 7),
+                 (5, 4, 3, 1, 1)]
+        for _ in range(3):  # at most 5 x 5 positions, so that every one can be seen to come up
+            h, w = int(rng.integers(3, 14)), int(rng.integers(3, 14))
+            cases.append((h, w, int(rng.choice([1, 3])), h - int(rng.integers(0, min(h, 5))),
+                          w - int(rng.integers(0, min(w, 5)))))
+        for h, w, c, ch, cw in cases:
+            image = rng.uniform(size=(h, w, c))  # distinct values: a window has one position
+            call = f"random_crop(image of shape {(h, w, c)}, size={(ch, cw)}, rng)"
+            seen = set()
+            draws = 40 * (h - ch + 1) * (w - cw + 1)
+            for i in range(draws):
+                got = _image_array(random_crop(image.copy(), (ch, cw),
+                                               np.random.default_rng(1000 + i)), call)
+                if got.shape != (ch, cw, c):
+                    hint = ("size is (height, width): the first number counts rows"
+                            if got.shape == (cw, ch, c) else
+                            "keep every channel and crop rows and columns only")
+                    _expect(False, f"{call} has shape {got.shape}, expected {(ch, cw, c)}: "
+                            f"{hint}.")
+                where = _window_positions(image, got)
+                if not where:
+                    flipped = _window_positions(image[:, ::-1], got)
+                    hint = ("that is a window of the mirrored image: crop only, flipping is a "
+                            "separate step" if flipped else
+                            "return image[top:top + height, left:left + width] with the "
+                            "pixels unchanged")
+                    _expect(False, f"{call} is not a window of the image: {hint}.")
+                seen.add(where[0])
+            every = {(t, l) for t in range(h - ch + 1) for l in range(w - cw + 1)}
+            missing = sorted(every - seen)
+            if missing:
+                edge = any(t == h - ch for t, _ in missing) or any(l == w - cw for _, l in missing)
+                hint = (f"the offsets run from 0 to {h - ch} (rows) and {w - cw} (columns) "
+                        "inclusive: rng.integers(0, H - height + 1), whose upper bound is "
+                        "excluded" if edge and len(seen) > 1 else
+                        "draw the position from rng, anew for every call")
+                _expect(False, f"{call}: over {draws} calls with different rngs the windows at "
+                        f"(top, left) {missing[:4]} never came up: {hint}.")
+            for seed in (7, 8, 9):
+                once = random_crop(image.copy(), (ch, cw), np.random.default_rng(seed))
+                again = random_crop(image.copy(), (ch, cw), np.random.default_rng(seed))
+                _expect(np.array_equal(np.asarray(once), np.asarray(again)),
+                        f"{call}: two calls with np.random.default_rng({seed}) cropped "
+                        "different windows: draw the position with the rng you are given "
+                        "(rng.integers), not np.random, so a seed reproduces the crop.")
+        return (f"{len(cases)} images: every crop is a window of its image, every position from "
+                "corner to corner comes up, and a seed reproduces the crop.")
+
+    return _grade("random_crop", run)
+
+
+def _reference_color_shift(eigenvalues, eigenvectors, alpha):
+    """cnnkit's PCAColorAugmentation.color_shift: sum_i alpha_i * lambda_i * p_i."""
+    import keras
+
+    from cnnkit.augment import PCAColorAugmentation
+
+    layer = PCAColorAugmentation(eigenvalues, eigenvectors)
+    return keras.ops.convert_to_numpy(layer.color_shift(np.asarray(alpha, "float32"))).astype(
+        "float64")
+
+
+def check_pca_color_shift(pca_color_shift):
+    """`pca_color_shift(image, eigenvalues, eigenvectors, alpha)` -> the image (H, W, 3) plus
+    AlexNet's colour shift sum_i alpha_i * lambda_i * p_i at every pixel, with p_i the COLUMNS
+    of `eigenvectors`. Checked against cnnkit.augment.PCAColorAugmentation.color_shift."""
+
+    def run():
+        rng = np.random.default_rng(6)
+        cases = [(4, 5), (1, 1), (8, 3), (6, 6)] + [
+            (int(rng.integers(1, 9)), int(rng.integers(1, 9))) for _ in range(4)]
+        for h, w in cases:
+            image = rng.uniform(size=(h, w, 3))
+            # A random rotation of RGB space: its rows are not its columns.
+            vectors = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+            values = np.sort(rng.uniform(0.001, 0.3, 3))[::-1]
+            alpha = rng.normal(0, 0.1, 3)
+            shift = _reference_color_shift(values, vectors, alpha)
+            want = image + shift
+            call = f"pca_color_shift(image of shape {(h, w, 3)}, eigenvalues, eigenvectors, alpha)"
+            got = _image_array(pca_color_shift(image.copy(), values.copy(), vectors.copy(),
+                                               alpha.copy()), call)
+            _expect(got.shape == want.shape, f"{call} has shape {got.shape}, expected "
+                    f"{want.shape}: add the shift to every pixel and return the whole image.")
+            if np.allclose(got, want, atol=1e-5):
+                continue
+            variants = {
+                "the eigenvectors are the COLUMNS of `eigenvectors` (p_i = eigenvectors[:, i]); "
+                "you used its rows": vectors.T @ (alpha * values),
+                "each term is scaled by its eigenvalue too: alpha_i * lambda_i * p_i":
+                    vectors @ alpha,
+                "the paper multiplies by the eigenvalue lambda_i itself, not its square root":
+                    vectors @ (alpha * np.sqrt(values)),
+                "return the shifted image, not the shift alone": vectors @ (alpha * values) - image,
+                "ADD the shift to the image (image + shift)": -(vectors @ (alpha * values)),
+            }
+            hint = next((h_ for h_, v in variants.items()
+                         if np.allclose(got, image + v, atol=1e-5)), None)
+            if hint is None and np.ptp((got - image).reshape(-1, 3), axis=0).max() > 1e-6:
+                hint = ("the shift is the same for every pixel of the image (alpha is drawn once "
+                        "per image): compute the 3-vector once and add it everywhere")
+            elif hint is None:
+                hint = ("shift = eigenvectors @ (alpha * eigenvalues), the same 3 numbers added "
+                        "to every pixel")
+            _expect(False, f"{call} differs from cnnkit's PCA colour shift by up to "
+                    f"{float(np.abs(got - want).max()):.3g}: {hint}.")
+        return (f"{len(cases)} images shifted exactly as cnnkit.augment.PCAColorAugmentation "
+                "shifts them.")
+
+    return _grade("pca_color_shift", run)
+
+
+def check_ten_crop_views(ten_crop_views):
+    """`ten_crop_views(image, size)` -> (10, height, width, C): AlexNet's ten test views of one
+    image (H, W, C): the top-left, top-right, bottom-left, bottom-right and centre crops, then
+    the same five mirrored left to right. Checked against cnnkit.augment.ten_crop."""
+    import keras
+
+    from cnnkit.augment import ten_crop
+
+    def run():
+        rng = np.random.default_rng(8)
+        # Odd room for the centre (floor of half, as ten_crop) and non-square crops.
+        cases = [(8, 8, 3, 6, 6), (9, 12, 3, 6, 7), (7, 5, 1, 4, 4), (6, 6, 2, 6, 6),
+                 (11, 10, 3, 8, 5)]
+        for _ in range(3):
+            h, w = int(rng.integers(3, 14)), int(rng.integers(3, 14))
+            cases.append((h, w, int(rng.choice([1, 3])), int(rng.integers(1, h + 1)),
+                          int(rng.integers(1, w + 1))))
+        for h, w, c, ch, cw in cases:
+            image = rng.uniform(size=(h, w, c)).astype("float32")
+            want = keras.ops.convert_to_numpy(ten_crop(image[None], (ch, cw)))[:, 0]
+            call = f"ten_crop_views(image of shape {(h, w, c)}, size={(ch, cw)})"
+            got = _image_array(ten_crop_views(image.copy(), (ch, cw)), call)
+            if got.shape != want.shape:
+                hint = ("size is (height, width): the first number counts rows"
+                        if got.shape == (10, cw, ch, c) else
+                        "ten views, each a (height, width, channels) crop, stacked on a new first "
+                        "axis (np.stack)")
+                _expect(False, f"{call} has shape {got.shape}, expected {want.shape}: {hint}.")
+            if np.allclose(got, want):
+                continue
+            top, left = (h - ch) // 2, (w - cw) // 2
+            wrong = [i for i in range(10) if not np.allclose(got[i], want[i])]
+            names = ["top-left", "top-right", "bottom-left", "bottom-right", "centre"]
+            names += [f"mirrored {n}" for n in names]
+            if all(np.allclose(got[i], want[i]) for i in range(5)):
+                mirrored_image = image[:, ::-1]
+                views = [(0, 0), (0, w - cw), (h - ch, 0), (h - ch, w - cw), (top, left)]
+                if all(np.allclose(got[5 + i], mirrored_image[t:t + ch, l:l + cw])
+                       for i, (t, l) in enumerate(views)):
+                    hint = ("mirror each of the five crops (crop[:, ::-1]); cropping the mirrored "
+                            "image swaps the left and right corners")
+                elif all(np.allclose(got[5 + i], want[i][::-1]) for i in range(5)):
+                    hint = ("mirror left to right, the WIDTH axis (crop[:, ::-1]); crop[::-1] "
+                            "turns the image upside down")
+                else:
+                    hint = "views 6 to 10 are views 1 to 5 mirrored left to right, in that order"
+            elif any(np.allclose(got[4], image[t:t + ch, l:l + cw])
+                     for t in (top, h - ch - top) for l in (left, w - cw - left)):
+                hint = (f"the centre crop starts at ((H - height) // 2, (W - width) // 2) = "
+                        f"{(top, left)}: round the offsets down")
+            elif all(any(np.allclose(g, v) for v in want) for g in got) and all(
+                    any(np.allclose(g, v) for g in got) for v in want):
+                hint = ("the views are right but in another order: top-left, top-right, "
+                        "bottom-left, bottom-right, centre, then the same five mirrored")
+            else:
+                hint = ("the four corners are image[:height, :width], image[:height, W - width:], "
+                        "image[H - height:, :width], image[H - height:, W - width:]")
+            _expect(False, f"{call}: view {wrong[0] + 1} ({names[wrong[0]]}) differs from "
+                    f"cnnkit.augment.ten_crop's: {hint}.")
+        return (f"{len(cases)} images: your ten views equal cnnkit.augment.ten_crop's, in its "
+                "order.")
+
+    return _grade("ten_crop_views", run)
+
+
 # --- 14 detection_blocks ---------------------------------------------------------------------
 
 __all__ += ["check_encode_box", "check_decode_box", "check_iou"]
@@ -1814,3 +2028,5 @@ def check_iou(iou):
                 "lie apart included.")
 
     return _grade("iou", run)
+
+
