@@ -22,7 +22,8 @@ from cnnkit import augment  # noqa: E402  (registers its layers for loading)
 from cnnkit.profiles import Profile, profile  # noqa: E402
 from cnnkit.registry import build, list_families, list_models, model_info  # noqa: E402
 
-_LAZY = {"analysis", "boxes", "data", "exercises", "grading", "plots", "training", "transfer"}
+_LAZY = {"analysis", "boxes", "data", "exercises", "grading", "plots", "segmentation", "training",
+         "transfer", "weights"}
 
 __all__ = ["build", "list_models", "list_families", "model_info", "profile", "Profile",
            "layers", "models", "optimizers", *sorted(_LAZY)]

@@ -280,7 +280,27 @@ def test_unet_training_step_moves_every_trainable_weight(unet_same):
     assert train_one_step(unet_same, images((16, 32, 1)), labels) == []
 
 
+def test_unet_filters_sets_the_first_width_and_each_level_doubles_it():
+    """The UNet++ paper's U-Net baseline (7.76M) is filters=32 with one sigmoid map."""
+    model = cnnkit.build("unet", filters=16, padding="same", input_shape=(32, 32, 3),
+                         classes=CLASSES)
+    assert count_params(model) == unet_params(channels=3, classes=CLASSES,
+                                              filters=(16, 32, 64, 128, 256))
+    assert [model.get_layer(f"down{k}_conv2").output.shape[-1] for k in range(1, 6)] == [
+        16, 32, 64, 128, 256]
+    assert [model.get_layer(f"up{k}_conv2").output.shape[-1] for k in (4, 3, 2, 1)] == [
+        128, 64, 32, 16]
+    assert unet_params(classes=1, filters=(32, 64, 128, 256, 512)) == 7_759_521
+    narrow = cnnkit.build("unet", filters=4, input_shape=(188, 188, 1))  # valid: crops kept
+    assert count_params(narrow) == unet_params(filters=(4, 8, 16, 32, 64))
+    assert [narrow.get_layer(f"up{k}_crop").cropping[0][0] for k in (4, 3, 2, 1)] == [
+        4, 16, 40, 88]
+
+
 @pytest.mark.parametrize("options, message", [
+    (dict(filters=0), "filters must be a positive whole number.*paper's 64"),
+    (dict(filters=16.0), "filters must be a positive whole number"),
+    (dict(filters=True), "got True"),
     (dict(input_shape=(500, 500, 1)), r"16k \+ 12 pixels, at least 188.*492 or 508"),
     (dict(input_shape=(572, 100, 1)), r"nearest valid size is 188 .*padding='same'"),
     (dict(input_shape=(100, 100, 1), padding="same"), "divisible by 16.*96 or 112"),
@@ -297,16 +317,16 @@ def test_unet_bad_options_say_what_to_do(options, message):
 FILTERS = (32, 64, 128, 256, 512)
 
 
-def unet_plusplus_params(channels=1, classes=2, heads=1):
+def unet_plusplus_params(channels=1, classes=2, heads=1, filters=FILTERS):
     """X^{i,0} = H(pool X^{i-1,0}); X^{i,j} = H([X^{i,0..j-1}, U(X^{i+1,j-1})]), H two 3x3 convs."""
     total = 0
     for i in range(5):
         for j in range(5 - i):
-            c_in = (channels if i == 0 else FILTERS[i - 1]) if j == 0 else (j + 1) * FILTERS[i]
-            total += conv(3, c_in, FILTERS[i]) + conv(3, FILTERS[i], FILTERS[i])
+            c_in = (channels if i == 0 else filters[i - 1]) if j == 0 else (j + 1) * filters[i]
+            total += conv(3, c_in, filters[i]) + conv(3, filters[i], filters[i])
             if j > 0:
-                total += conv(2, FILTERS[i + 1], FILTERS[i])
-    return total + heads * conv(1, FILTERS[0], classes)
+                total += conv(2, filters[i + 1], filters[i])
+    return total + heads * conv(1, filters[0], classes)
 
 
 def test_unet_plusplus_count_and_the_authors_9_041_601():
@@ -364,7 +384,16 @@ def test_unet_plusplus_training_step_moves_every_trainable_weight(deep_supervisi
     assert train_one_step(model, images((16, 16, 3)), labels) == []
 
 
+def test_unet_plusplus_filters_sets_the_first_width():
+    model = cnnkit.build("unet_plusplus", filters=8, deep_supervision=True,
+                         input_shape=(16, 16, 3), classes=CLASSES)
+    assert count_params(model) == unet_plusplus_params(channels=3, classes=CLASSES, heads=4,
+                                                       filters=(8, 16, 32, 64, 128))
+    assert model.get_layer("x40_conv2").output.shape[-1] == 128
+
+
 @pytest.mark.parametrize("options, message", [
+    (dict(filters=-32), "filters must be a positive whole number.*paper's 32"),
     (dict(deep_supervision="yes"), "deep_supervision must be True"),
     (dict(dropout=1.0), "dropout must be a rate from 0"),
     (dict(input_shape=(40, 96, 1)), "divisible by 16.*32 or 48"),

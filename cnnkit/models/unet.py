@@ -24,6 +24,10 @@ share one encoder: node X^{i,j} (`xij_*`, i the level, j the column) is a conv b
 [X^{i,0}, ..., X^{i,j-1}, up-conv(X^{i+1,j-1})], so the skips are dense and pass through
 convolutions; filters (32, 64, 128, 256, 512) per level, "same" padding; X^{0,4} gives the
 output, and with deep supervision X^{0,1} .. X^{0,3} give one each as well.
+
+Both builders take `filters`, the first level's width (U-Net's 64, U-Net++'s 32); each level
+doubles it. A narrower network (filters=16: 1/16 of the parameters and of the multiply-adds)
+trains in minutes on a CPU; the defaults are the papers'.
 """
 
 import numbers
@@ -90,7 +94,16 @@ def _check_size(name, shape, padding):
             f"{_nearest(dim, step, offset, smallest)}.")
 
 
-def _check_options(name, padding, dropout=0.0, deep_supervision=False):
+def _widths(first):
+    """The five levels' widths: `first`, doubled at each level down."""
+    return tuple(first * 2 ** level for level in range(5))
+
+
+def _check_options(name, padding, dropout=0.0, deep_supervision=False, filters=1):
+    if isinstance(filters, bool) or not isinstance(filters, numbers.Integral) or filters < 1:
+        raise ValueError(f"filters must be a positive whole number, the first level's width "
+                         f"(the paper's {64 if name == 'unet' else 32}; each level doubles it); "
+                         f"got {filters!r}.")
     if padding not in PADDINGS:
         raise ValueError(f"padding must be 'valid' (unpadded convolutions and cropped skips, the "
                          f"U-Net paper's) or 'same' (output as large as the input); got "
@@ -109,7 +122,7 @@ def _check_options(name, padding, dropout=0.0, deep_supervision=False):
           params_source="Ronneberger et al. 2015, Figure 1 (572x572x1 input, 2 classes)",
           task="segmentation")
 def unet(weights=None, input_tensor=None, input_shape=None, classes=2,
-         classifier_activation="softmax", name="unet", padding="valid"):
+         classifier_activation="softmax", name="unet", padding="valid", filters=64):
     """U-Net as Figure 1 of the paper: output (batch, H - 184, W - 184, classes) by default.
 
     Paper: "U-Net: Convolutional Networks for Biomedical Image Segmentation", Ronneberger,
@@ -121,6 +134,9 @@ def unet(weights=None, input_tensor=None, input_shape=None, classes=2,
     must be 16k + 12 and at least 188 (572 -> 388; 188 -> 4). padding="same": padded
     convolutions and no crop, for any size divisible by 16 (at least 16), the output as large
     as the input; same 31,030,658 parameters. The registry's min_size, 16, is that of "same".
+    filters: the first level's width, 64 in the paper (64, 128, 256, 512, 1024 down the
+    levels); filters=16 gives a U-Net of 1,940,834 parameters (2 classes, 1 channel) and
+    1/16 of the multiply-adds.
 
     Choices: dropout 0.5 after levels 4 and 5, the paper's "drop-out layers at the end of the
     contracting path" (it gives neither places nor rate; this is the common reading); no
@@ -130,14 +146,15 @@ def unet(weights=None, input_tensor=None, input_shape=None, classes=2,
     args = check_args("unet", weights=weights, input_tensor=input_tensor,
                       input_shape=input_shape, classes=classes,
                       classifier_activation=classifier_activation)
-    _check_options("unet", padding)
+    _check_options("unet", padding, filters=filters)
     _check_size("unet", args.input_shape, padding)
+    widths = _widths(filters)
     inputs, x = model_inputs(input_tensor, args.input_shape)
     skips = []
-    for level, filters in enumerate(UNET_FILTERS, start=1):
+    for level, width in enumerate(widths, start=1):
         if level > 1:
             x = layers.MaxPooling2D(2, name=f"down{level - 1}_pool")(x)
-        x = conv_block(x, filters, name=f"down{level}", padding=padding)
+        x = conv_block(x, width, name=f"down{level}", padding=padding)
         if level >= 4:
             x = layers.Dropout(0.5, name=f"down{level}_dropout")(x)
         skips.append(x)
@@ -145,12 +162,12 @@ def unet(weights=None, input_tensor=None, input_shape=None, classes=2,
     # doubles the difference and adds the 8 pixels the two levels' convolutions took away.
     crop = 4
     for level in range(4, 0, -1):
-        filters, skip = UNET_FILTERS[level - 1], skips[level - 1]
-        x = up_conv(x, filters, name=f"up{level}")
+        width, skip = widths[level - 1], skips[level - 1]
+        x = up_conv(x, width, name=f"up{level}")
         if padding == "valid":
             skip = layers.Cropping2D(crop, name=f"up{level}_crop")(skip)
         x = layers.Concatenate(name=f"up{level}_concat")([skip, x])
-        x = conv_block(x, filters, name=f"up{level}", padding=padding)
+        x = conv_block(x, width, name=f"up{level}", padding=padding)
         crop = 2 * crop + 8
     x = layers.Conv2D(args.classes, 1, activation=classifier_activation, name="predictions")(x)
     return load_weights(keras.Model(inputs, x, name=name), weights)
@@ -164,7 +181,7 @@ def unet(weights=None, input_tensor=None, input_shape=None, classes=2,
           task="segmentation")
 def unet_plusplus(weights=None, input_tensor=None, input_shape=None, classes=2,
                   classifier_activation="softmax", name="unet_plusplus",
-                  deep_supervision=False, dropout=0.5):
+                  deep_supervision=False, dropout=0.5, filters=32):
     """U-Net++ (depth 4): output (batch, H, W, classes), a list of four with deep supervision.
 
     Paper: "UNet++: A Nested U-Net Architecture for Medical Image Segmentation", Zhou, Rahman
@@ -184,27 +201,27 @@ def unet_plusplus(weights=None, input_tensor=None, input_shape=None, classes=2,
     `predictions`), to train with one loss each as the paper does. At inference the paper
     either averages them ("accurate mode") or keeps one ("fast mode", a pruned network).
     Height and width must be divisible by 16 (at least 16). L2 weight decay is left to training.
+    filters: the width of level 0, 32 as the authors' code; each level doubles it.
     """
     args = check_args("unet_plusplus", weights=weights, input_tensor=input_tensor,
                       input_shape=input_shape, classes=classes,
                       classifier_activation=classifier_activation)
-    _check_options("unet_plusplus", "same", dropout, deep_supervision)
+    _check_options("unet_plusplus", "same", dropout, deep_supervision, filters)
     _check_size("unet_plusplus", args.input_shape, "same")
+    widths = _widths(filters)
     inputs, x = model_inputs(input_tensor, args.input_shape)
     nodes = {}  # (i, j) -> X^{i,j}
-    for i, filters in enumerate(UNET_PLUSPLUS_FILTERS):
+    for i, width in enumerate(widths):
         if i > 0:
             x = layers.MaxPooling2D(2, name=f"x{i - 1}0_pool")(nodes[i - 1, 0])
-        nodes[i, 0] = conv_block(x, filters, name=f"x{i}0", dropout=dropout)
+        nodes[i, 0] = conv_block(x, width, name=f"x{i}0", dropout=dropout)
         # The new encoder level completes the nested U-Net of depth i: its diagonal upwards.
         for j in range(1, i + 1):
             level = i - j
-            up = up_conv(nodes[level + 1, j - 1], UNET_PLUSPLUS_FILTERS[level],
-                         name=f"x{level}{j}")
+            up = up_conv(nodes[level + 1, j - 1], widths[level], name=f"x{level}{j}")
             x = layers.Concatenate(name=f"x{level}{j}_concat")(
                 [nodes[level, k] for k in range(j)] + [up])
-            nodes[level, j] = conv_block(x, UNET_PLUSPLUS_FILTERS[level], name=f"x{level}{j}",
-                                         dropout=dropout)
+            nodes[level, j] = conv_block(x, widths[level], name=f"x{level}{j}", dropout=dropout)
     heads = range(1, 5) if deep_supervision else [4]
     outputs = [layers.Conv2D(args.classes, 1, activation=classifier_activation,
                              kernel_initializer="he_normal",
