@@ -25,18 +25,7 @@ import numpy as np  # noqa: E402
 
 import cnnkit  # noqa: E402
 
-# cnnkit name -> keras.applications constructor
-TWINS = {
-    "vgg16": "VGG16", "vgg19": "VGG19",
-    "resnet50": "ResNet50", "resnet101": "ResNet101", "resnet152": "ResNet152",
-    "resnet50_v2": "ResNet50V2", "resnet101_v2": "ResNet101V2", "resnet152_v2": "ResNet152V2",
-    "inception_v3": "InceptionV3", "inception_resnet_v2": "InceptionResNetV2",
-    "xception": "Xception",
-    "mobilenet_v1": "MobileNet", "mobilenet_v2": "MobileNetV2",
-    "mobilenet_v3_small": "MobileNetV3Small", "mobilenet_v3_large": "MobileNetV3Large",
-    "densenet121": "DenseNet121", "densenet169": "DenseNet169", "densenet201": "DenseNet201",
-    **{f"efficientnet_b{i}": f"EfficientNetB{i}" for i in range(8)},
-}
+from cnnkit.weights import TWINS  # noqa: E402  (cnnkit name -> keras.applications model)
 
 
 def build_pair(name):

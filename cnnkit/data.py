@@ -6,7 +6,9 @@
    `tfds.load` retries for minutes before it gives up;
 3. an offline stand-in made of real data that ships inside an installed package, announced with
    one printed line that says what was used instead and why.
-`CNNKIT_OFFLINE=1` skips straight to 3. TensorFlow is imported here and nowhere else in the kit.
+`CNNKIT_OFFLINE=1` skips straight to 3. A dataset without a stand-in (tf_flowers) raises instead,
+so a lesson can choose its own offline path. Datasets with a "train" split only are split by
+`SPLITS`. TensorFlow is imported here and nowhere else in the kit.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["ImageData", "load", "array_batches", "offline_forced", "network_reachable",
-           "FALLBACKS"]
+           "FALLBACKS", "SPLITS", "splits_of"]
 
 OFFLINE_VAR = "CNNKIT_OFFLINE"
 # tensorflow-datasets downloads and mirrors its data through Google Cloud Storage.
@@ -149,16 +151,34 @@ def _digits(image_size):
             [str(d) for d in range(10)], description)
 
 
-# What stands in for a dataset when tensorflow-datasets cannot provide it.
+# What stands in for a dataset when tensorflow-datasets cannot provide it. tf_flowers has no
+# stand-in: no package ships flower photographs, and a lesson that needs them says so.
 FALLBACKS = {"mnist": _digits}
+
+# The (train, test) splits to read, in tensorflow-datasets' split syntax. Most datasets have both;
+# tf_flowers (3,670 photographs of 5 kinds of flower) has only "train", so a fixed slice of it is
+# held out as the test split (the first 85% train, the last 15% test, the same on every machine).
+SPLITS = {"tf_flowers": ("train[:85%]", "train[85%:]")}
+DEFAULT_SPLITS = ("train", "test")
+
+
+def splits_of(name) -> tuple:
+    """The tensorflow-datasets split names that `load(name)` reads as (train, test)."""
+    return SPLITS.get(name, DEFAULT_SPLITS)
 
 
 def _tfds_pipelines(name, data_dir, download):
     import tensorflow_datasets as tfds
 
-    (train, test), info = tfds.load(name, split=["train", "test"], as_supervised=True,
+    (train, test), info = tfds.load(name, split=list(splits_of(name)), as_supervised=True,
                                     with_info=True, data_dir=data_dir, download=download)
     return train, test, info
+
+
+def _count(ds, info, split):
+    """Examples in a split: the pipeline's cardinality, else the dataset's metadata."""
+    n = int(ds.cardinality())
+    return n if n >= 0 else int(info.splits[split].num_examples)
 
 
 def _from_tfds(name, data_dir):
@@ -203,7 +223,10 @@ def load(name="mnist", *, image_size=None, channels=None, train_size=None, test_
     """Load a classification dataset, falling back to packaged real data when offline.
 
     image_size resizes to a square (None keeps the native size); channels converts to 1 or 3;
-    train_size and test_size keep at most that many examples (a profile's budgets).
+    train_size and test_size keep at most that many examples (a profile's budgets). The
+    (train, test) splits are `splits_of(name)`: tf_flowers' one "train" split is cut 85% / 15%.
+    Without tensorflow-datasets' copy, a dataset that has no offline stand-in raises: ValueError
+    under CNNKIT_OFFLINE=1, RuntimeError (with the reason) when it cannot be downloaded.
     verbose=False hides the line about an online load; the line announcing an offline
     stand-in is always printed.
     """
@@ -221,7 +244,13 @@ def load(name="mnist", *, image_size=None, channels=None, train_size=None, test_
                 raise RuntimeError(f"{name} could not be loaded: {err}") from err
             reason = str(err)
     if reason is None:
-        n_train, n_test = int(train.cardinality()), int(test.cardinality())
+        image = info.features["image"] if "image" in info.features else None
+        shape = tuple(getattr(image, "shape", ()) or ())
+        if image_size is None and None in shape[:2]:
+            raise ValueError(f"{name}'s images differ in size ({shape}): pass image_size= to "
+                             "resize them to one square size.")
+        n_train, n_test = (_count(ds, info, split) for ds, split in zip((train, test),
+                                                                         splits_of(name)))
         n_train, n_test = min(n_train, train_size or n_train), min(n_test, test_size or n_test)
         prep = lambda img, lab: _prepare(img, lab, image_size, channels)  # noqa: E731
         train = train.take(n_train).map(prep, num_parallel_calls=tf.data.AUTOTUNE)

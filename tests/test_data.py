@@ -166,3 +166,61 @@ def test_array_batches_apply_augmentation_like_dataset_batches():
     (xb, yb), = list(data.array_batches(x, y, 8, augment=flip))
     np.testing.assert_array_equal(yb.numpy(), y)
     np.testing.assert_allclose(np.sort(xb.numpy().ravel()), np.sort(x.ravel()), rtol=1e-6)
+
+
+# --- datasets with a train split only (lesson 04's tf_flowers) ------------------------------
+
+def spy_on_tfds_load(monkeypatch):
+    """Record the (name, split) of every tfds.load call and let the call through."""
+    asked, real = [], tfds.load
+
+    def spy(name, split, **kwargs):
+        asked.append((name, split))
+        return real(name, split=split, **kwargs)
+
+    monkeypatch.setattr(tfds, "load", spy)
+    return asked
+
+
+def test_tf_flowers_is_cut_from_its_one_train_split(monkeypatch, capsys):
+    monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
+    assert data.splits_of("tf_flowers") == ("train[:85%]", "train[85%:]")
+    asked = spy_on_tfds_load(monkeypatch)
+    with tfds.testing.mock_data(num_examples=40):
+        d = data.load("tf_flowers", image_size=24, train_size=30, test_size=10)
+        x, y = d.numpy("train")
+        xt, yt = d.numpy("test")
+    assert asked == [("tf_flowers", ["train[:85%]", "train[85%:]"])]
+    assert capsys.readouterr().out == ("cnnkit.data: tf_flowers from tensorflow-datasets "
+                                       "(prepared on this machine): 30 train / 10 test examples.\n")
+    assert x.shape == (30, 24, 24, 3) and xt.shape == (10, 24, 24, 3)
+    assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
+    assert d.class_names == ["dandelion", "daisy", "tulips", "sunflowers", "roses"]
+    assert set(np.unique(np.concatenate([y, yt]))) <= set(range(5)) and not d.offline
+
+
+def test_mnist_still_reads_its_own_train_and_test_splits(monkeypatch):
+    monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
+    assert data.splits_of("mnist") == ("train", "test") == data.DEFAULT_SPLITS
+    asked = spy_on_tfds_load(monkeypatch)
+    with tfds.testing.mock_data(num_examples=8):
+        data.load("mnist", verbose=False)
+    assert asked == [("mnist", ["train", "test"])]
+
+
+def test_photographs_of_different_sizes_need_an_image_size(monkeypatch):
+    monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
+    with tfds.testing.mock_data(num_examples=4):
+        with pytest.raises(ValueError, match=r"tf_flowers's images differ in size .* image_size="):
+            data.load("tf_flowers")
+
+
+def test_tf_flowers_has_no_stand_in_so_offline_it_raises(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("CNNKIT_OFFLINE", "1")
+    with pytest.raises(ValueError, match="tf_flowers has no offline stand-in yet"):
+        data.load("tf_flowers", image_size=32)
+    monkeypatch.delenv("CNNKIT_OFFLINE")
+    monkeypatch.setattr(data, "network_reachable", lambda: False)
+    with pytest.raises(RuntimeError, match="tf_flowers could not be loaded: no network"):
+        data.load("tf_flowers", image_size=32, data_dir=str(tmp_path))
+    assert "OFFLINE" not in capsys.readouterr().out  # nothing was swapped in silently or not
