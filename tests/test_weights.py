@@ -123,7 +123,7 @@ def test_preprocess_input_follows_each_twins_mode():
     # tf: to [-1, 1]
     for name in ("mobilenet_v3_small", "resnet50_v2", "inception_v3"):
         np.testing.assert_allclose(cw.preprocess_input(name, pixel)[0, 0, 0],
-                                   [1.0, 128 / 127.5 - 1, -1.0], rtol=1e-5)
+                                   [1.0, 128 / 127.5 - 1, -1.0], rtol=1e-5, atol=1e-6)
     # caffe: RGB to BGR, minus the ImageNet mean in BGR, no scaling
     np.testing.assert_allclose(cw.preprocess_input("resnet50", pixel)[0, 0, 0],
                                [0 - 103.939, 128 - 116.779, 255 - 123.68], rtol=1e-6)
