@@ -2198,3 +2198,248 @@ def check_iou_per_class(iou_per_class):
                 "classes NaN and a class only predicted 0.")
 
     return _grade("iou_per_class", run)
+
+
+# --- 04 transfer_learning --------------------------------------------------------------------
+
+__all__ += ["check_freeze_all_but_last", "check_fold_bias_into_bn", "check_new_classifier"]
+
+
+def _transfer_models():
+    """Small real models for the transfer graders: LeNet-5 (no BatchNorm) and ResNet-8 (BN)."""
+    from cnnkit.experiments import cifar_resnet
+    from cnnkit.registry import build
+
+    return [build("lenet5"), cifar_resnet(1, input_shape=(12, 12, 3), classes=4)]
+
+
+def check_freeze_all_but_last(freeze_all_but_last):
+    """`freeze_all_but_last(model, n)`: the last n of `model.layers` trainable, the others frozen.
+
+    Checked on LeNet-5 and ResNet-8 for n from 0 to all layers, each time from a random mix of
+    frozen and trainable layers (sometimes the whole model frozen), against `cnnkit.transfer`:
+    the same trainable flags, and the same trainable parameter count in `trainable_summary`.
+    """
+    from cnnkit import transfer
+
+    def run():
+        rng = np.random.default_rng(4)
+        total = 0
+        for model in _transfer_models():
+            size = len(model.layers)
+            drawn = rng.integers(0, size + 1, 4).tolist()
+            ns = sorted({0, 1, 2, size // 2, size - 1, size, *drawn})
+            for n in ns:
+                n = int(n)
+                start = rng.random(size) < 0.5  # a random state the function must overwrite
+                model.trainable = True
+                for layer, flag in zip(model.layers, start):
+                    layer.trainable = bool(flag)
+                if rng.random() < 0.25:
+                    model.trainable = False  # everything frozen, the model included
+                call = f"freeze_all_but_last({model.name}, n={n}) ({size} layers)"
+                start_flags = [layer.trainable for layer in model.layers]
+                freeze_all_but_last(model, n)
+                got_flags = [layer.trainable for layer in model.layers]
+                got = transfer.trainable_summary(model).trainable
+                transfer.freeze(model)
+                if n:
+                    transfer.unfreeze(model, slice(size - n, None), train_bn=True)
+                want_flags = [layer.trainable for layer in model.layers]
+                want = transfer.trainable_summary(model).trainable
+                wrong = [layer.name for layer, g, w in zip(model.layers, got_flags, want_flags)
+                         if g != w]
+                last, first = slice(size - n, None), slice(0, size - n)
+                if n == 0 and got_flags == [True] * size:
+                    hint = ("for n = 0 nothing trains, but model.layers[-0:] is the WHOLE list "
+                            "(-0 == 0): handle n = 0 on its own, or slice with [size - n:]")
+                elif n and not all(got_flags[last]) and got_flags[last] == start_flags[last]:
+                    hint = (f"the last {n} layers must be made trainable too (some were frozen "
+                            "before your call): layer.trainable = True for each")
+                elif any(got_flags[first]) and got_flags[first] == start_flags[first]:
+                    hint = ("every layer before the last n must be frozen (some were trainable "
+                            "before your call): layer.trainable = False for each")
+                elif got_flags in ([i >= size - n - 1 for i in range(size)],
+                                   [i >= size - n + 1 for i in range(size)]):
+                    hint = (f"one layer off: exactly {n} layers train, model.layers[-n:] for "
+                            "n > 0")
+                elif got_flags == want_flags and got != want:
+                    hint = ("your layer flags are right, but the model itself is frozen: "
+                            "model.trainable = False hides every weight from the optimizer "
+                            "whatever its layers say; set model.trainable = True first")
+                else:
+                    hint = "the last n layers are model.layers[-n:] (for n > 0), the rest frozen"
+                _expect(got_flags == want_flags and got == want,
+                        f"{call}: {len(wrong)} layers have the wrong trainable flag (e.g. "
+                        f"{', '.join(wrong[:3]) or 'none'}), {got:,} trainable parameters instead "
+                        f"of {want:,}: {hint}.")
+                total += 1
+        return (f"{total} cases on LeNet-5 and ResNet-8 (n = 0 to every layer, from random "
+                "starting states) agree with cnnkit.transfer, flag for flag.")
+
+    return _grade("freeze_all_but_last", run)
+
+
+def check_fold_bias_into_bn(fold_bias_into_bn):
+    """`fold_bias_into_bn(bias, moving_mean)` -> the moving mean of the BatchNorm after a
+    convolution WITHOUT that bias, so that both pairs compute the same in inference mode.
+
+    Checked on real Keras layers: Conv2D(bias b) + BatchNormalization(μ) with random weights and
+    statistics against Conv2D(no bias) + BatchNormalization(your mean), on random images.
+    """
+    import keras
+
+    def run():
+        rng = np.random.default_rng(40)
+        cases = [(3, 4, 3), (1, 8, 1), (5, 16, 3), (2, 1, 1)] + [
+            (int(rng.integers(1, 9)), int(rng.integers(1, 33)), int(rng.choice([1, 3])))
+            for _ in range(6)]
+        for c_in, c_out, k in cases:
+            x = rng.normal(size=(2, 6, 6, c_in)).astype("float32")
+            with_bias = keras.layers.Conv2D(c_out, k, use_bias=True)
+            bn = keras.layers.BatchNormalization(epsilon=1.001e-5)
+            bn(with_bias(x))  # builds both
+            bias = rng.normal(0, 0.5, c_out).astype("float32")
+            with_bias.set_weights([with_bias.get_weights()[0], bias])
+            gamma, beta = rng.normal(1, 0.2, c_out), rng.normal(0, 0.2, c_out)
+            mean, var = rng.normal(0, 0.5, c_out), rng.uniform(0.5, 2.0, c_out)
+            bn.set_weights([gamma, beta, mean, var])
+            want = keras.ops.convert_to_numpy(bn(with_bias(x), training=False))
+            call = f"fold_bias_into_bn(bias of shape ({c_out},), moving_mean of shape ({c_out},))"
+            got = fold_bias_into_bn(bias.copy(), mean.copy())
+            _expect(got is not None, f"{call} returned None: return the new moving mean.")
+            got = np.asarray(got, dtype="float64")
+            _expect(got.shape == (c_out,), f"{call} returned shape {got.shape}: one mean per "
+                    f"channel, shape ({c_out},).")
+            no_bias = keras.layers.Conv2D(c_out, k, use_bias=False)
+            folded = keras.layers.BatchNormalization(epsilon=1.001e-5)
+            folded(no_bias(x))
+            no_bias.set_weights([with_bias.get_weights()[0]])
+            folded.set_weights([gamma, beta, got, var])
+            out = keras.ops.convert_to_numpy(folded(no_bias(x), training=False))
+            if np.allclose(got, mean + bias):
+                hint = ("the sign: conv(x) + b minus μ is conv(x) minus (μ − b), so the bias "
+                        "LOWERS the mean")
+            elif np.allclose(got, bias - mean):
+                hint = "the new mean is μ − b, not b − μ"
+            elif np.allclose(got, mean):
+                hint = "the bias must go somewhere: into the mean, μ − b"
+            else:
+                hint = "BN(conv(x) + b) = BN(conv(x)) with moving mean μ − b"
+            _expect(np.allclose(out, want, atol=1e-4), f"{call}: Conv2D without bias + "
+                    f"BatchNormalization with your mean differs from the pair with the bias by up "
+                    f"to {float(np.abs(out - want).max()):.3g}: {hint}.")
+        return (f"{len(cases)} Conv2D + BatchNormalization pairs: without the bias and with your "
+                "moving mean, each computes exactly what it computed with the bias.")
+
+    return _grade("fold_bias_into_bn", run)
+
+
+def _tiny_base(rng, name):
+    """conv-BN-ReLU stages named like cnnkit's ResNets, with random sizes: a base to transfer."""
+    import keras
+
+    side, channels = int(rng.choice([6, 8, 10])), int(rng.choice([1, 3]))
+    inputs = keras.Input((side, side, channels), name=f"{name}_input")
+    x = inputs
+    for stage in range(1, int(rng.integers(2, 4)) + 1):
+        x = keras.layers.Conv2D(int(rng.choice([4, 6, 8])), 3, padding="same", use_bias=False,
+                                name=f"conv{stage}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"conv{stage}_bn")(x)
+        x = keras.layers.ReLU(name=f"conv{stage}_relu")(x)
+    return keras.Model(inputs, x, name=name)
+
+
+def _snapshot(layers_):
+    import keras
+
+    return {f"{layer.name}/{i}": keras.ops.convert_to_numpy(w).copy()
+            for layer in layers_ for i, w in enumerate(layer.weights)}
+
+
+def check_new_classifier(new_classifier):
+    """`new_classifier(base, classes)` -> a model: the frozen `base`, global average pooling and a
+    Dense softmax layer of `classes` units.
+
+    Checked on random conv-BN bases and a headless ResNet-8: output shape and probabilities,
+    trainable parameters (the head only), and two real training steps (Keras `fit`) after which
+    no weight of the base and no BatchNorm statistic may have moved, while the head learnt.
+    """
+    import keras
+
+    from cnnkit import transfer
+    from cnnkit.experiments import cifar_resnet
+
+    def run():
+        rng = np.random.default_rng(41)
+        source = cifar_resnet(1, input_shape=(8, 8, 3), classes=3)
+        resnet8 = keras.Model(source.input, source.get_layer("avg_pool").input, name="resnet8")
+        bases = [resnet8] + [_tiny_base(rng, f"base{i}") for i in range(3)]
+        for base in bases:
+            classes = int(rng.integers(2, 8))
+            height, width, channels = base.output.shape[1:]
+            call = (f"new_classifier({base.name} with output {tuple(base.output.shape[1:])}, "
+                    f"{classes})")
+            model = new_classifier(base, classes)
+            _expect(isinstance(model, keras.Model), f"{call} returned {type(model).__name__}: "
+                    "return a keras.Model (keras.Model(inputs, outputs)).")
+            _expect(tuple(model.output.shape[1:]) == (classes,),
+                    f"{call}: the output has shape {tuple(model.output.shape)}, expected "
+                    f"(None, {classes}): one probability per class.")
+            head = channels * classes + classes
+            got = transfer.trainable_summary(model).trainable
+            bn_scales = sum(2 * layer.gamma.shape[0] for layer in transfer.layers_of(base)
+                            if isinstance(layer, keras.layers.BatchNormalization))
+            if got == height * width * channels * classes + classes:
+                hint = ("pool with GlobalAveragePooling2D (one number per channel), not Flatten "
+                        "(a weight for every position)")
+            elif got == head + bn_scales:
+                hint = ("the BatchNorm layers of the base are still trainable: in fit they run in "
+                        "training mode and move their moving statistics. Freeze them too: "
+                        "base.trainable = False freezes every layer")
+            elif got > head:
+                hint = ("freeze the base: base.trainable = False. In Keras 3 calling "
+                        "base(x, training=False) neither freezes it nor protects its BatchNorm "
+                        "statistics in fit")
+            else:
+                hint = (f"the head is Dense({classes}) on the {channels} pooled channels: "
+                        f"{channels}·{classes} weights + {classes} biases")
+            _expect(got == head, f"{call} has {got:,} trainable parameters, expected {head:,} "
+                    f"(the head only): {hint}.")
+            x = rng.normal(2.0, 3.0, size=(8, *base.input_shape[1:])).astype("float32")
+            y = rng.integers(0, classes, 8)
+            probabilities = keras.ops.convert_to_numpy(model(x, training=False))
+            _expect(np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-4) and
+                    probabilities.min() >= 0, f"{call}: the outputs of each image should be "
+                    "probabilities that sum to 1: Dense(classes, activation='softmax').")
+            names = {layer.name for layer in transfer.layers_of(base)}
+            inside = [layer for layer in transfer.layers_of(model) if layer.name in names]
+            head_layers = [layer for layer in transfer.layers_of(model)
+                           if layer.name not in names and layer.weights]
+            before, head_before = _snapshot(inside), _snapshot(head_layers)
+            model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy",
+                          run_eagerly=True)  # two steps: tracing would cost more
+            model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+            after = _snapshot(inside)
+            moved = sorted({key.split("/")[0] for key in before
+                            if not np.array_equal(before[key], after[key])})
+            kinds = {type(layer) for layer in inside if layer.name in moved}
+            if kinds == {keras.layers.BatchNormalization}:
+                hint = ("only BatchNorm layers moved: their moving mean and variance, updated in "
+                        "the forward pass because they are trainable. Freeze the whole base, "
+                        "BatchNorm included (base.trainable = False): a frozen BatchNorm runs in "
+                        "inference mode; training=False on the call does not survive fit in "
+                        "Keras 3")
+            else:
+                hint = "freeze the whole base, BatchNorm included: base.trainable = False"
+            _expect(not moved, f"{call}: after two training steps {len(moved)} layers of the base "
+                    f"changed (e.g. {', '.join(moved[:3])}): {hint}.")
+            head_after = _snapshot(head_layers)
+            _expect(any(not np.array_equal(head_before[k], head_after[k]) for k in head_before),
+                    f"{call}: after two training steps the head has not changed: its Dense layer "
+                    "must be trainable.")
+        return (f"{len(bases)} bases (a headless ResNet-8 and random conv-BN stacks): only the "
+                "head trains, and after real training steps every base weight and BatchNorm "
+                "statistic is where it was.")
+
+    return _grade("new_classifier", run)

@@ -223,4 +223,4 @@ def test_tf_flowers_has_no_stand_in_so_offline_it_raises(monkeypatch, tmp_path, 
     monkeypatch.setattr(data, "network_reachable", lambda: False)
     with pytest.raises(RuntimeError, match="tf_flowers could not be loaded: no network"):
         data.load("tf_flowers", image_size=32, data_dir=str(tmp_path))
-    assert "OFFLINE" not in capsys.readouterr().out  # nothing was swapped in silently or not
+    assert "OFFLINE" not in capsys.readouterr().out  # no stand-in was swapped in
