@@ -15,7 +15,8 @@ import keras
 
 from cnnkit.registry import model_info
 
-__all__ = ["Args", "check_args", "model_inputs", "load_weights", "POOLING_CHOICES"]
+__all__ = ["Args", "check_args", "check_multiple", "model_inputs", "load_weights",
+           "POOLING_CHOICES"]
 
 POOLING_CHOICES = (None, "avg", "max")
 
@@ -119,6 +120,22 @@ def check_args(name, *, include_top=True, weights=None, input_tensor=None, input
                 f"{name} needs inputs of at least {info.min_size}x{info.min_size} pixels; "
                 f"got {height}x{width}. Resize the images or choose a larger input_shape.")
     return Args(input_shape=shape, classes=int(classes))
+
+
+def check_multiple(name, input_shape, multiple, why):
+    """Refuse a known height or width that is not a multiple of `multiple`, saying `why`.
+
+    Dense-prediction networks add upsampled coarse maps to finer ones, which line up only when
+    every stride divides the image. The message names the nearest sizes that would.
+    """
+    height, width = input_shape[:2]
+    for dim in (height, width):
+        if dim is not None and dim % multiple:
+            down, up = dim // multiple * multiple, -(-dim // multiple) * multiple
+            sizes = f"{down} or {up}" if down >= multiple else f"{up}"
+            raise ValueError(
+                f"{name} needs a height and width divisible by {multiple} ({why}); got "
+                f"{height}x{width}. Resize or pad the images, e.g. {dim} to {sizes}.")
 
 
 def model_inputs(input_tensor, input_shape):

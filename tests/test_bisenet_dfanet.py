@@ -274,12 +274,11 @@ def test_bisenet_accepts_any_multiple_of_32_and_unknown_sizes():
     ("bisenet", dict(backbone=None), "backbone must be one of"),
     ("bisenet", dict(aux_heads="yes"), "aux_heads must be True"),
     ("bisenet", dict(input_shape=(100, 200, 3)),
-     r"multiples of 32, .* got input_shape \(100, 200, 3\). Resize or pad the images, e.g. 100 "
-     "to 128"),
+     r"divisible by 32 .* got 100x200. Resize or pad the images, e.g. 100 to 96 or 128"),
     ("bisenet", dict(input_shape=(31, 64, 3)), "at least 32x32"),
     ("bisenet", dict(include_top=False), "does not take 'include_top'"),
-    ("dfanet", dict(input_shape=(96, 128, 3)), "multiples of 64, .* e.g. 96 to 128"),
-    ("dfanet_b", dict(input_shape=(None, 100, 3)), "e.g. 100 to 128"),
+    ("dfanet", dict(input_shape=(96, 128, 3)), "divisible by 64 .* e.g. 96 to 64 or 128"),
+    ("dfanet_b", dict(input_shape=(None, 100, 3)), "e.g. 100 to 64 or 128"),
     ("dfanet", dict(input_shape=(63, 63, 3)), "at least 64x64"),
     ("dfanet_b", dict(backbone="resnet18"), "does not take 'backbone'"),
 ])

@@ -210,7 +210,7 @@ def test_fcn8s_training_step_moves_every_trainable_weight_and_not_the_fixed_one(
 
 
 @pytest.mark.parametrize("size, message", [
-    (100, r"divisible by 32 \(the stride of block5_pool\)"), (100, "to 96 or 128"),
+    (100, r"divisible by 32 \(the stride of block5_pool, "), (100, "to 96 or 128"),
     (40, "to 32 or 64")])
 def test_fcn_sizes_that_do_not_line_up_are_refused(size, message):
     with pytest.raises(ValueError, match=message):

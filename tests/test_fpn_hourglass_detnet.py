@@ -282,12 +282,12 @@ def test_hourglass_weights_file_and_input_tensor(hourglass_small, tmp_path):
     ("fpn", dict(channels=0), "channels must be a whole number >= 1"),
     ("fpn", dict(channels=2.5), "channels must be a whole number >= 1"),
     ("fpn", dict(p6="yes"), "p6 must be True"),
-    ("fpn", dict(input_shape=(100, 100, 3)), "divisible by 32.*e.g. to 128x128"),
-    ("fpn", dict(input_shape=(64, 100, 3)), "got 64x100.*e.g. to 64x128"),
+    ("fpn", dict(input_shape=(100, 100, 3)), "divisible by 32.*e.g. 100 to 96 or 128"),
+    ("fpn", dict(input_shape=(64, 100, 3)), "got 64x100.*e.g. 100 to 96 or 128"),
     ("hourglass", dict(stacks=0), "stacks must be a whole number >= 1"),
     ("hourglass", dict(order=0), "order must be a whole number >= 1"),
     ("hourglass", dict(order=True), "order must be a whole number >= 1"),
-    ("hourglass", dict(input_shape=(96, 96, 3)), "divisible by 64.*e.g. to 128x128"),
+    ("hourglass", dict(input_shape=(96, 96, 3)), "divisible by 64.*e.g. 96 to 64 or 128"),
     ("hourglass", dict(order=5, input_shape=(192, 192, 3)), "order=5 needs .* by 128"),
 ])
 def test_invalid_options_raise_a_value_error_that_says_what_to_do(name, kwargs, message):

@@ -200,7 +200,7 @@ def test_features_keras_round_trip_weights_file_and_input_tensor(tmp_path):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(backbone="snet50"), "backbone must be one of 'snet49', 'snet146', 'snet535'"),
-    (dict(input_shape=(48, 48, 3)), "multiples of 32"),
+    (dict(input_shape=(48, 48, 3)), "divisible by 32 .* 48 to 32 or 64"),
     (dict(input_shape=(31, 64, 3)), "at least 32x32"),
     (dict(weights="imagenet"), "No ImageNet weights exist for thundernet_features"),
 ])

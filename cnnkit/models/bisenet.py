@@ -35,7 +35,7 @@ from cnnkit import registry
 from cnnkit.blocks import conv_bn
 from cnnkit.models.resnet import ARCHITECTURES as RESNETS
 from cnnkit.registry import register
-from cnnkit.validation import check_args, load_weights, model_inputs
+from cnnkit.validation import check_args, check_multiple, load_weights, model_inputs
 
 __all__ = ["bisenet", "spatial_path", "attention_refinement", "feature_fusion", "BACKBONES"]
 
@@ -174,10 +174,5 @@ def _check_options(input_shape, backbone, aux_heads):
     if not isinstance(aux_heads, bool):
         raise ValueError(f"aux_heads must be True (also return the two auxiliary predictions "
                          f"for training) or False; got {aux_heads!r}.")
-    for dim in input_shape[:2]:
-        if dim is not None and dim % STRIDE:
-            raise ValueError(
-                f"bisenet needs a height and width that are multiples of {STRIDE}, so that the "
-                f"context path's 1/{STRIDE} maps, upsampled, line up with the spatial path; got "
-                f"input_shape {tuple(input_shape)}. Resize or pad the images, e.g. {dim} to "
-                f"{-(-dim // STRIDE) * STRIDE}.")
+    check_multiple("bisenet", input_shape, STRIDE, f"the context path's 1/{STRIDE} maps, "
+                   "upsampled, must line up with the spatial path")

@@ -46,7 +46,7 @@ from keras import layers
 
 from cnnkit.blocks import conv_bn
 from cnnkit.registry import register
-from cnnkit.validation import check_args, load_weights, model_inputs
+from cnnkit.validation import check_args, check_multiple, load_weights, model_inputs
 
 __all__ = ["dfanet", "ARCHITECTURES", "separable_conv", "xception_block", "encoder_stage",
            "fc_attention", "backbone", "decoder"]
@@ -168,7 +168,8 @@ def dfanet(arch, weights=None, input_tensor=None, input_shape=None, classes=19,
     """
     args = check_args(arch, weights=weights, input_tensor=input_tensor, input_shape=input_shape,
                       classes=classes, classifier_activation=classifier_activation)
-    _check_size(arch, args.input_shape)
+    check_multiple(arch, args.input_shape, STRIDE, "the stride of the third backbone's enc4, "
+                   "so that each upsampled output lines up with the stage it joins")
     widths = ARCHITECTURES[arch]["widths"]
     inputs, x = model_inputs(input_tensor, args.input_shape)
     x = conv_bn(x, CONV1, 3, strides=2, name="conv1")
@@ -181,16 +182,6 @@ def dfanet(arch, weights=None, input_tensor=None, input_shape=None, classes=19,
         fcas.append(fca)
     outputs = decoder(enc2, fcas, args.classes, classifier_activation)
     return load_weights(keras.Model(inputs, outputs, name=name or arch), weights)
-
-
-def _check_size(arch, input_shape):
-    for dim in input_shape[:2]:
-        if dim is not None and dim % STRIDE:
-            raise ValueError(
-                f"{arch} needs a height and width that are multiples of {STRIDE}, so that each "
-                f"backbone's upsampled output lines up with the stage it joins; got input_shape "
-                f"{tuple(input_shape)}. Resize or pad the images, e.g. {dim} to "
-                f"{-(-dim // STRIDE) * STRIDE}.")
 
 
 for _arch, _spec in ARCHITECTURES.items():

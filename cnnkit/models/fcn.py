@@ -35,7 +35,7 @@ from keras import layers
 
 from cnnkit.layers import BilinearUpsampling
 from cnnkit.registry import build, register
-from cnnkit.validation import check_args, load_weights, model_inputs
+from cnnkit.validation import check_args, check_multiple, load_weights, model_inputs
 
 __all__ = ["fcn", "fcn32s", "fcn16s", "fcn8s", "FCN_CONFIGS", "bilinear_upsampling"]
 
@@ -71,16 +71,6 @@ def convolutionalized_classifier(x, classes):
     return layers.Conv2D(classes, 1, name="score_fr")(x)
 
 
-def _check_size(name, shape):
-    for dim in shape[:2]:
-        if dim is not None and dim % 32:
-            low = dim // 32 * 32  # at least 32: check_args refused smaller sizes
-            raise ValueError(
-                f"{name} needs a height and width divisible by 32 (the stride of block5_pool), "
-                f"so that its upsampled scores line up with the skips and the image; got "
-                f"{shape[0]}x{shape[1]}. Resize or pad the images to {low} or {low + 32}.")
-
-
 def fcn(config, /, weights=None, input_tensor=None, input_shape=None, classes=21,
         classifier_activation="softmax", name=None):
     """FCN-32s, FCN-16s or FCN-8s on the registered VGG16, `config` "fcn32s", "fcn16s", "fcn8s".
@@ -114,7 +104,8 @@ def fcn(config, /, weights=None, input_tensor=None, input_shape=None, classes=21
     args = check_args(config, weights=weights, input_tensor=input_tensor,
                       input_shape=input_shape, classes=classes,
                       classifier_activation=classifier_activation)
-    _check_size(config, args.input_shape)
+    check_multiple(config, args.input_shape, 32, "the stride of block5_pool, so that its "
+                   "upsampled scores line up with the skips and the image")
     inputs, x = model_inputs(input_tensor, args.input_shape)
     vgg = build("vgg16", include_top=False, input_tensor=x)
     x = convolutionalized_classifier(vgg.get_layer("block5_pool").output, args.classes)

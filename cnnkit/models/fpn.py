@@ -35,7 +35,7 @@ from keras import layers
 
 from cnnkit.models.resnet import ARCHITECTURES
 from cnnkit.registry import build, register
-from cnnkit.validation import check_args, load_weights, model_inputs
+from cnnkit.validation import check_args, check_multiple, load_weights, model_inputs
 
 __all__ = ["fpn", "BACKBONES", "fpn_level"]
 
@@ -110,10 +110,5 @@ def _check_options(backbone, channels, p6, input_shape):
                          f"got {channels!r}.")
     if not isinstance(p6, bool):
         raise ValueError(f"p6 must be True (add P6, stride 64) or False; got {p6!r}.")
-    height, width = input_shape[:2]
-    if any(d is not None and d % STRIDE for d in (height, width)):
-        fit = [None if d is None else -(-d // STRIDE) * STRIDE for d in (height, width)]
-        raise ValueError(
-            f"fpn needs a height and width divisible by {STRIDE}, so that each 2x upsampling "
-            f"of the top-down pathway lands on the next level's size; got {height}x{width}. "
-            f"Resize or zero-pad the images, e.g. to {fit[0]}x{fit[1]}.")
+    check_multiple("fpn", input_shape, STRIDE, "so that each 2x upsampling of the top-down "
+                   "pathway lands on the next level's size")

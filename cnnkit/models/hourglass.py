@@ -39,7 +39,7 @@ from keras import layers
 
 from cnnkit.blocks import bn_act, conv_bn
 from cnnkit.registry import register
-from cnnkit.validation import check_args, load_weights, model_inputs
+from cnnkit.validation import check_args, check_multiple, load_weights, model_inputs
 
 __all__ = ["stacked_hourglass", "residual_module", "hourglass_module"]
 
@@ -156,11 +156,6 @@ def _check_options(stacks, order, input_shape):
         raise ValueError(f"order must be a whole number >= 1, the times an hourglass halves "
                          f"the size (the paper's 4); got {order!r}.")
     multiple = 2 ** (order + 2)  # the stem quarters the size, each order halves it again
-    height, width = input_shape[:2]
-    if any(d is not None and d % multiple for d in (height, width)):
-        fit = [None if d is None else -(-d // multiple) * multiple for d in (height, width)]
-        raise ValueError(
-            f"hourglass with order={order} needs a height and width divisible by {multiple} "
-            f"(the stem divides the size by 4 and the hourglass by 2**order, and every "
-            f"upsampled map must match the one it is added to); got {height}x{width}. "
-            f"Resize or pad the images, e.g. to {fit[0]}x{fit[1]}, or lower `order`.")
+    check_multiple(f"hourglass with order={order}", input_shape, multiple,
+                   "the stem divides the size by 4 and the hourglass by 2**order, and every "
+                   "upsampled map must match the one it is added to; or lower `order`")

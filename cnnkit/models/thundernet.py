@@ -45,7 +45,7 @@ from keras import layers
 from cnnkit.blocks import classifier, conv_bn, depthwise_conv_bn
 from cnnkit.models.shufflenet import UNITS, shufflenet_v2_unit, stem
 from cnnkit.registry import build, register
-from cnnkit.validation import check_args, load_weights, model_inputs
+from cnnkit.validation import check_args, check_multiple, load_weights, model_inputs
 
 __all__ = ["SNET_ARCHITECTURES", "snet", "thundernet_features", "context_enhancement",
            "rpn_features", "spatial_attention", "large_separable_conv", "C4_LAYER", "C5_LAYER"]
@@ -196,11 +196,8 @@ def thundernet_features(weights=None, input_tensor=None, input_shape=None, name=
     # No classifier: `classes` is not an argument, so check_args sees a dummy 1.
     args = check_args("thundernet_features", weights=weights, input_tensor=input_tensor,
                       input_shape=input_shape, classes=1)
-    for size in args.input_shape[:2]:
-        if size is not None and size % 32:
-            raise ValueError(f"thundernet_features needs a height and width that are multiples "
-                             f"of 32 (C5 upsampled 2x must match C4); got "
-                             f"{args.input_shape[:2]}. Resize to e.g. 320x320.")
+    check_multiple("thundernet_features", args.input_shape, 32,
+                   "C5 upsampled 2x must match C4; the paper uses 320x320")
     inputs, x = model_inputs(input_tensor, args.input_shape)
     net = build(backbone, include_top=False, input_tensor=x)
     c4, c5 = net.get_layer(C4_LAYER).output, net.get_layer(C5_LAYER[backbone]).output
