@@ -25,6 +25,8 @@ Assumptions, where the paper is silent:
 - CEM's three 1x1 convolutions have a bias and no BatchNorm (the authors' released code).
 """
 
+from derived_shufflenet import bn, dense, depthwise  # the same arithmetic as ShuffleNet v1
+
 KERNEL = 5  # SNet's depthwise kernel
 STEM_KERNEL = 3
 UNITS = (4, 8, 4)  # Stage2, Stage3, Stage4: 1 + 3, 1 + 7, 1 + 3 units
@@ -41,19 +43,6 @@ RPN_CHANNELS = 256
 
 def conv(k, c_in, c_out, bias=False):
     return k * k * c_in * c_out + (c_out if bias else 0)
-
-
-def depthwise(k, channels):
-    return k * k * channels
-
-
-def bn(channels):
-    """BatchNorm's trainable gamma and beta."""
-    return 2 * channels
-
-
-def dense(c_in, c_out):
-    return c_in * c_out + c_out
 
 
 def unit(c_in, c_out, stride, k=KERNEL):
