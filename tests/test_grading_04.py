@@ -1,14 +1,17 @@
-"""Graders of exercise 04 (transfer learning): right passes, each typical slip fails with its
-hint, the kit's own cnnkit.transfer.new_head passes."""
+"""Graders of exercise 04 (transfer learning): every right answer passes (functional or
+Sequential, the kit's own cnnkit.transfer), every wrong one fails with the hint that names its
+mistake."""
 
 import keras
+import sys
+
 import numpy as np
 import pytest
 from keras import layers
 
 from cnnkit import grading, transfer
 
-from grader_verdicts import assert_verdicts
+from grading_harness import Table, assert_verdict, verdict_cases
 
 
 def right_freeze(model, n):
@@ -107,35 +110,168 @@ def frozen_head(base, classes):
     return head(base, classes, head_trainable=False)
 
 
-CASES = [
-    (grading.check_freeze_all_but_last, right_freeze,
-     [(slice_from_minus_n, "model.layers[-0:] is the WHOLE list"),
-      (model_frozen_first, "the model itself is frozen"),
-      (only_freezes, "must be made trainable too"),
-      (only_unfreezes, "every layer before the last n must be frozen"),
-      (one_too_many, "one layer off")]),
-    (grading.check_fold_bias_into_bn, right_fold,
-     [(folded_the_wrong_way, "the bias LOWERS the mean"),
-      (bias_minus_mean, "not b − μ"),
-      (bias_forgotten, "the bias must go somewhere")]),
-    (grading.check_new_classifier, right_classifier,
-     [(training_false_only, "base(x, training=False) neither freezes it"),
-      (batchnorm_left_trainable, "BatchNorm layers of the base are still trainable"),
-      (flattened, "GlobalAveragePooling2D"),
-      (no_softmax, "probabilities that sum to 1"),
-      (frozen_head, "(the head only)")]),
+def freeze_with_the_kit(model, n):
+    transfer.freeze(model)
+    if n:
+        transfer.unfreeze(model, slice(len(model.layers) - n, None), train_bn=True)
+
+
+def trainable_set_last(model, n):
+    size = len(model.layers)
+    for i, layer in enumerate(model.layers):
+        layer.trainable = i >= size - n
+    model.trainable = True  # can set every layer back to trainable
+
+
+def one_too_few(model, n):
+    right_freeze(model, max(n - 1, 0))
+
+
+def n_frozen_instead(model, n):
+    right_freeze(model, len(model.layers) - n)
+
+
+def model_flag_only(model, n):
+    model.trainable = n > 0
+
+
+def freeze_exit(model, n):
+    sys.exit(3)
+
+
+def fold_with_numpy(bias, moving_mean):
+    return np.subtract(moving_mean, bias).tolist()
+
+
+def fold_in_place(bias, moving_mean):
+    moving_mean -= bias
+    return moving_mean
+
+
+def fold_mean_of_channels(bias, moving_mean):
+    return float(np.mean(moving_mean - bias))
+
+
+def fold_with_variance(bias, moving_mean):
+    return moving_mean - bias, np.ones_like(bias)
+
+
+def fold_twice(bias, moving_mean):
+    return moving_mean - 2 * bias
+
+
+def fold_none(bias, moving_mean):
+    moving_mean - bias
+
+
+def fold_text(bias, moving_mean):
+    return "moving_mean - bias"
+
+
+def fold_exit(bias, moving_mean):
+    sys.exit()
+
+
+def sequential_with_input(base, classes):
+    base.trainable = False
+    return keras.Sequential([keras.Input(base.input_shape[1:]), base,
+                             layers.GlobalAveragePooling2D(),
+                             layers.Dense(classes, activation="softmax")])
+
+
+def sequential_without_input(base, classes):
+    base.trainable = False
+    return keras.Sequential([base, layers.GlobalAveragePooling2D(), layers.Dense(classes),
+                             layers.Softmax()])
+
+
+def every_base_layer_frozen(base, classes):
+    for layer in base.layers:
+        layer.trainable = False
+    return head(base, classes, freeze=False)
+
+
+def kits_new_head(base, classes):
+    return transfer.new_head(base, classes)
+
+
+def max_pooled(base, classes):
+    return head(base, classes, pooling=layers.GlobalMaxPooling2D)
+
+
+def ten_classes(base, classes):
+    return head(base, 10)
+
+
+def a_copy_of_the_base(base, classes):
+    return head(keras.models.clone_model(base), classes)
+
+
+def whole_model_frozen(base, classes):
+    model = head(base, classes)
+    model.trainable = False
+    return model
+
+
+def returns_the_base(base, classes):
+    base.trainable = False
+    return base
+
+
+def classifier_none(base, classes):
+    head(base, classes)
+
+
+def classifier_exit(base, classes):
+    raise SystemExit(0)
+
+
+TABLES = [
+    Table(grading.check_freeze_all_but_last, right_freeze,
+          right=[freeze_with_the_kit],
+          wrong=[(slice_from_minus_n, "model.layers[-0:] is the WHOLE list"),
+                 (model_frozen_first, "the model itself is frozen"),
+                 (only_freezes, "must be made trainable too"),
+                 (only_unfreezes, "every layer before the last n must be frozen"),
+                 (one_too_many, "one layer off"),
+                 (one_too_few, "one layer off"),
+                 (trainable_set_last, "setting model.trainable can set every layer's flag too"),
+                 (n_frozen_instead, "the last n layers are model.layers[-n:]"),
+                 (model_flag_only, "must be made trainable too"),
+                 (freeze_exit, "sys.exit(3)")]),
+    Table(grading.check_fold_bias_into_bn, right_fold,
+          right=[fold_with_numpy],
+          wrong=[(folded_the_wrong_way, "the bias LOWERS the mean"),
+                 (bias_minus_mean, "not b − μ"),
+                 (bias_forgotten, "the bias must go somewhere"),
+                 (fold_twice, "BN(conv(x) + b) = BN(conv(x)) with moving mean μ − b"),
+                 (fold_in_place, "changed its input argument 2 in place"),
+                 (fold_mean_of_channels, "expected shape (3,)"),
+                 (fold_with_variance, "expected shape (3,)"),
+                 (fold_none, "returned None"),
+                 (fold_text, "not an array of numbers"),
+                 (fold_exit, "sys.exit(None)")]),
+    Table(grading.check_new_classifier, right_classifier,
+          right=[on_the_base_graph, sequential_with_input, sequential_without_input,
+                 every_base_layer_frozen, kits_new_head],
+          wrong=[(training_false_only, "base(x, training=False) neither freezes it"),
+                 (batchnorm_left_trainable, "BatchNorm layers of the base are still trainable"),
+                 (flattened, "GlobalAveragePooling2D (one number per channel), not Flatten"),
+                 (no_softmax, "probabilities that sum to 1"),
+                 (frozen_head, "nothing trains: the new Dense layer must stay trainable"),
+                 (whole_model_frozen, "nothing trains"),
+                 (max_pooled, "not their maximum"),
+                 (ten_classes, "one probability per class"),
+                 (a_copy_of_the_base, "build on `base` itself"),
+                 (returns_the_base, "one probability per class"),
+                 (classifier_none, "returned NoneType: return a keras.Model"),
+                 (classifier_exit, "sys.exit(0)")]),
 ]
 
 
-@pytest.mark.parametrize("check, right, wrongs", CASES, ids=lambda v: getattr(v, "__name__", ""))
-def test_right_answer_passes_and_each_wrong_one_fails_with_a_hint(check, right, wrongs, capsys):
-    assert_verdicts(check, right, wrongs, capsys)
-
-
-def test_a_classifier_on_the_base_graph_and_the_kits_new_head_pass(capsys):
-    assert grading.check_new_classifier(on_the_base_graph)
-    assert grading.check_new_classifier(lambda base, classes: transfer.new_head(base, classes))
-    assert capsys.readouterr().out.count("✅ PASS") == 2
+@pytest.mark.parametrize("check, answer, expected", verdict_cases(TABLES))
+def test_verdict(check, answer, expected, capsys):
+    assert_verdict(check, answer, expected, capsys)
 
 
 def test_a_frozen_batchnorm_keeps_its_statistics_where_training_false_does_not():

@@ -1,5 +1,7 @@
-"""Graders of exercise 05 (data augmentation): right passes, each typical slip fails with its
-hint, the kit's own ten_crop and PCA colour shift pass."""
+"""Graders of exercise 05 (data augmentation): one mutation table per grader, right answers
+pass, each typical slip fails with the hint that names it."""
+
+import sys
 
 import keras
 import numpy as np
@@ -8,7 +10,9 @@ import pytest
 from cnnkit import grading
 from cnnkit.augment import PCAColorAugmentation, ten_crop
 
-from grader_verdicts import assert_verdicts
+from grading_harness import Table, assert_verdict, verdict_cases
+
+# --- random_crop ----------------------------------------------------------------------------
 
 
 def right_crop(image, size, rng):
@@ -16,6 +20,16 @@ def right_crop(image, size, rng):
     top = rng.integers(0, image.shape[0] - height + 1)
     left = rng.integers(0, image.shape[1] - width + 1)
     return image[top:top + height, left:left + width]
+
+
+def crop_left_first_as_a_tensor(image, size, rng):  # other draw order, endpoint=True, Keras out
+    left = int(rng.integers(image.shape[1] - size[1], endpoint=True))
+    top = int(rng.integers(image.shape[0] - size[0] + 1))
+    return keras.ops.convert_to_tensor(image[top:top + size[0], left:left + size[1]])
+
+
+def crop_as_nested_lists(image, size, rng):
+    return right_crop(image, tuple(size), rng).tolist()
 
 
 def never_the_last_row_or_column(image, size, rng):
@@ -35,8 +49,18 @@ def always_the_centre(image, size, rng):
     return image[top:top + height, left:left + width]
 
 
+def own_fixed_seed(image, size, rng):  # ignores the rng argument
+    return right_crop(image, size, np.random.default_rng(0))
+
+
 def global_random_state(image, size, rng):
     return right_crop(image, size, np.random.default_rng(np.random.randint(1 << 30)))
+
+
+def one_offset_for_both(image, size, rng):
+    height, width = size
+    top = left = rng.integers(0, min(image.shape[0] - height, image.shape[1] - width) + 1)
+    return image[top:top + height, left:left + width]
 
 
 def crop_and_flip(image, size, rng):
@@ -48,8 +72,43 @@ def crop_without_channels(image, size, rng):
     return right_crop(image, size, rng)[..., 0]
 
 
+def crop_rescaled(image, size, rng):
+    return right_crop(image, size, rng) / 255.0
+
+
+def crop_blanked_in_place(image, size, rng):
+    crop = right_crop(image, size, rng).copy()
+    image[:size[0], :size[1]] = 0
+    return crop
+
+
+def crop_returning_none(image, size, rng):
+    right_crop(image, size, rng)
+
+
+def crop_exits(image, size, rng):
+    sys.exit(1)
+
+
+# --- pca_color_shift ------------------------------------------------------------------------
+
+
 def right_shift(image, eigenvalues, eigenvectors, alpha):
     return image + eigenvectors @ (alpha * eigenvalues)
+
+
+def shift_as_row_vector(image, eigenvalues, eigenvectors, alpha):
+    return image + (alpha * eigenvalues) @ eigenvectors.T
+
+
+def shift_summed_in_float32_keras(image, eigenvalues, eigenvectors, alpha):
+    terms = [alpha[i] * eigenvalues[i] * eigenvectors[:, i] for i in range(3)]
+    return keras.ops.add(keras.ops.convert_to_tensor(image, "float32"), sum(terms))
+
+
+def kit_shift(image, eigenvalues, eigenvectors, alpha):
+    layer = PCAColorAugmentation(eigenvalues, eigenvectors)
+    return image + keras.ops.convert_to_numpy(layer.color_shift(alpha))
 
 
 def rows_not_columns(image, eigenvalues, eigenvectors, alpha):
@@ -60,6 +119,10 @@ def eigenvalues_left_out(image, eigenvalues, eigenvectors, alpha):
     return image + eigenvectors @ alpha
 
 
+def alpha_left_out(image, eigenvalues, eigenvectors, alpha):
+    return image + eigenvectors @ eigenvalues
+
+
 def square_root_of_eigenvalues(image, eigenvalues, eigenvectors, alpha):
     return image + eigenvectors @ (alpha * np.sqrt(eigenvalues))
 
@@ -68,12 +131,32 @@ def shift_alone(image, eigenvalues, eigenvectors, alpha):
     return eigenvectors @ (alpha * eigenvalues) + 0 * image
 
 
+def shift_vector_only(image, eigenvalues, eigenvectors, alpha):
+    return eigenvectors @ (alpha * eigenvalues)
+
+
 def subtracted(image, eigenvalues, eigenvectors, alpha):
     return image - eigenvectors @ (alpha * eigenvalues)
 
 
 def multiplied(image, eigenvalues, eigenvectors, alpha):
     return image * (1 + eigenvectors @ (alpha * eigenvalues))
+
+
+def shifted_in_place(image, eigenvalues, eigenvectors, alpha):
+    image += eigenvectors @ (alpha * eigenvalues)
+    return image
+
+
+def shift_as_a_dict(image, eigenvalues, eigenvectors, alpha):
+    return {"image": right_shift(image, eigenvalues, eigenvectors, alpha)}
+
+
+def shift_exits(image, eigenvalues, eigenvectors, alpha):
+    raise SystemExit("done")
+
+
+# --- ten_crop_views -------------------------------------------------------------------------
 
 
 def right_views(image, size):
@@ -85,6 +168,18 @@ def right_views(image, size):
     return np.stack(crops + [crop[:, ::-1] for crop in crops])
 
 
+def kit_views(image, size):
+    return ten_crop(image[None], size)[:, 0]
+
+
+def views_as_a_list_flipped_with_numpy(image, size):
+    h, w = size
+    top, left = int((image.shape[0] - h) / 2), int((image.shape[1] - w) / 2)
+    crops = [image[:h, :w], image[:h, -w:], image[image.shape[0] - h:, :w],
+             image[image.shape[0] - h:, image.shape[1] - w:], image[top:top + h, left:left + w]]
+    return crops + [np.fliplr(crop) for crop in crops]
+
+
 def cropped_the_mirrored_image(image, size):
     return np.concatenate([right_views(image, size)[:5], right_views(image[:, ::-1], size)[:5]])
 
@@ -94,6 +189,11 @@ def mirrored_upside_down(image, size):
     return np.concatenate([views, views[:, ::-1]])
 
 
+def mirrored_in_reverse_order(image, size):
+    views = right_views(image, size)
+    return np.concatenate([views[:5], views[5:][::-1]])
+
+
 def centre_rounded_up(image, size):
     views = right_views(image, size)
     h, w = size
@@ -101,6 +201,37 @@ def centre_rounded_up(image, size):
     views[4] = image[top:top + h, left:left + w]
     views[9] = views[4][:, ::-1]
     return views
+
+
+def centre_rounded_with_round(image, size):
+    views = right_views(image, size)
+    h, w = size
+    top, left = round((image.shape[0] - h) / 2), round((image.shape[1] - w) / 2)
+    views[4] = image[top:top + h, left:left + w]
+    views[9] = views[4][:, ::-1]
+    return views
+
+
+def centre_from_the_height_only(image, size):
+    views = right_views(image, size)
+    h, w = size
+    top = left = (image.shape[0] - h) // 2
+    views[4] = image[top:top + h, left:left + w]
+    views[9] = views[4][:, ::-1]
+    return views
+
+
+def bottom_corners_one_row_up(image, size):  # the known bug: right centre, wrong corners
+    views = right_views(image, size)
+    h, w = size
+    bottom = max(image.shape[0] - h - 1, 0)
+    views[2], views[3] = image[bottom:bottom + h, :w], image[bottom:bottom + h, -w:]
+    views[7], views[8] = views[2][:, ::-1], views[3][:, ::-1]
+    return views
+
+
+def top_right_and_bottom_left_swapped(image, size):
+    return right_views(image, size)[[0, 2, 1, 3, 4, 5, 7, 6, 8, 9]]
 
 
 def mirrored_first(image, size):
@@ -116,51 +247,75 @@ def five_views(image, size):
     return right_views(image, size)[:5]
 
 
-CASES = [
-    (grading.check_random_crop, right_crop,
-     [(never_the_last_row_or_column, "upper bound is excluded"),
-      (size_read_as_width_height, "size is (height, width)"),
-      (always_the_centre, "draw the position from rng"),
-      (global_random_state, "with the rng you are given"),
-      (crop_and_flip, "window of the mirrored image"),
-      (crop_without_channels, "keep every channel")]),
-    (grading.check_pca_color_shift, right_shift,
-     [(rows_not_columns, "COLUMNS"),
-      (eigenvalues_left_out, "scaled by its eigenvalue"),
-      (square_root_of_eigenvalues, "not its square root"),
-      (shift_alone, "not the shift alone"),
-      (subtracted, "ADD the shift"),
-      (multiplied, "the same for every pixel")]),
-    (grading.check_ten_crop_views, right_views,
-     [(cropped_the_mirrored_image, "swaps the left and right corners"),
-      (mirrored_upside_down, "upside down"),
-      (centre_rounded_up, "round the offsets down"),
-      (mirrored_first, "in another order"),
-      (size_swapped, "size is (height, width)"),
-      (five_views, "ten views")]),
+def views_mirroring_the_image_in_place(image, size):
+    views = right_views(image, size).copy()
+    image[:] = image[:, ::-1].copy()
+    return views
+
+
+def views_returning_none(image, size):
+    right_views(image, size)
+
+
+TABLES = [
+    Table(grading.check_random_crop, solution=right_crop,
+          right=[crop_left_first_as_a_tensor, crop_as_nested_lists],
+          wrong=[(never_the_last_row_or_column, "upper bound is excluded"),
+                 (size_read_as_width_height, "size is (height, width)"),
+                 (always_the_centre, "draw the position from rng, anew for every call"),
+                 (own_fixed_seed, "draw the position from rng, anew for every call"),
+                 (global_random_state, "with the rng you are given"),
+                 (one_offset_for_both, "draw the top and the left offsets separately"),
+                 (crop_and_flip, "window of the mirrored image"),
+                 (crop_without_channels, "keep every channel"),
+                 (crop_rescaled, "with the pixels unchanged"),
+                 (crop_blanked_in_place, "changed its input argument 1 in place"),
+                 (crop_returning_none, "returned None"),
+                 (crop_exits, "sys.exit(1)")]),
+    Table(grading.check_pca_color_shift, solution=right_shift,
+          right=[shift_as_row_vector, shift_summed_in_float32_keras, kit_shift],
+          wrong=[(rows_not_columns, "COLUMNS"),
+                 (eigenvalues_left_out, "scaled by its eigenvalue"),
+                 (alpha_left_out, "the alpha you are given"),
+                 (square_root_of_eigenvalues, "not its square root"),
+                 (shift_alone, "not the shift alone"),
+                 (shift_vector_only, "return the whole image"),
+                 (subtracted, "ADD the shift"),
+                 (multiplied, "the same for every pixel"),
+                 (shifted_in_place, "changed its input argument 1 in place"),
+                 (shift_as_a_dict, "not an array of numbers"),
+                 (shift_exits, "sys.exit('done')")]),
+    Table(grading.check_ten_crop_views, solution=right_views,
+          right=[kit_views, views_as_a_list_flipped_with_numpy],
+          wrong=[(cropped_the_mirrored_image, "swaps the left and right corners"),
+                 (mirrored_upside_down, "upside down"),
+                 (mirrored_in_reverse_order, "views 6 to 10 are views 1 to 5 mirrored"),
+                 (centre_rounded_up, "round the offsets down"),
+                 (centre_rounded_with_round, "round the offsets down"),
+                 (centre_from_the_height_only, "the mirrored centre is that crop mirrored"),
+                 (bottom_corners_one_row_up, "view 3 (bottom-left) differs from cnnkit.augment."
+                  "ten_crop's: the four corners are"),
+                 (top_right_and_bottom_left_swapped, "in another order"),
+                 (mirrored_first, "in another order"),
+                 (size_swapped, "size is (height, width)"),
+                 (five_views, "ten views"),
+                 (views_mirroring_the_image_in_place, "changed its input argument 1 in place"),
+                 (views_returning_none, "returned None")]),
 ]
 
 
-@pytest.mark.parametrize("check, right, wrongs", CASES, ids=lambda v: getattr(v, "__name__", ""))
-def test_right_answer_passes_and_each_wrong_one_fails_with_a_hint(check, right, wrongs, capsys):
-    assert_verdicts(check, right, wrongs, capsys)
+@pytest.mark.parametrize("check, answer, expected", verdict_cases(TABLES))
+def test_verdict(check, answer, expected, capsys):
+    assert_verdict(check, answer, expected, capsys)
 
 
-def test_the_kits_own_functions_pass(capsys):
-    def kit_shift(image, eigenvalues, eigenvectors, alpha):
-        layer = PCAColorAugmentation(eigenvalues, eigenvectors)
-        return image + keras.ops.convert_to_numpy(layer.color_shift(alpha))
-
-    def kit_views(image, size):
-        return keras.ops.convert_to_numpy(ten_crop(image[None], size))[:, 0]
-
-    assert grading.check_pca_color_shift(kit_shift)
-    assert grading.check_ten_crop_views(kit_views)
-    assert capsys.readouterr().out.count("✅ PASS") == 2
+def test_a_wrong_corner_with_a_right_centre_gets_no_centre_hint(capsys):
+    with pytest.raises(grading.GradeFailure) as failure:
+        grading.check_ten_crop_views(bottom_corners_one_row_up)
+    assert "centre" not in str(failure.value) and "round" not in str(failure.value)
 
 
-def test_a_wrong_return_type_fails_clearly(capsys):
-    with pytest.raises(grading.GradeFailure, match="returned None"):
-        grading.check_random_crop(lambda image, size, rng: None)
-    with pytest.raises(grading.GradeFailure, match="not an array of numbers"):
-        grading.check_pca_color_shift(lambda *args: {"image": args[0]})
+def test_ten_crop_summary(capsys):
+    grading.check_ten_crop_views(right_views)
+    assert "your ten views equal cnnkit.augment.ten_crop's, in its order" in (
+        capsys.readouterr().out)

@@ -1,5 +1,7 @@
-"""Graders of exercise 14 (detection building blocks): right passes, each typical slip fails with
-its hint, cnnkit.boxes itself passes."""
+"""Graders of exercise 14 (detection building blocks): a mutation table per grader, each wrong
+answer failing with the hint that names its mistake."""
+
+import sys
 
 import keras
 import numpy as np
@@ -7,7 +9,7 @@ import pytest
 
 from cnnkit import boxes, grading
 
-from grader_verdicts import assert_verdicts
+from grading_harness import Table, assert_verdict, verdict_cases
 
 
 def centres(b):
@@ -152,52 +154,198 @@ def pairwise_rows(a, b):  # box i of a with box i of b only
     return np.diag(right_iou(a[:k], b[:k]))
 
 
-CASES = [
-    (grading.check_encode_box, right_encode,
-     [(p_and_g_swapped, "you swapped P and G"),
-      (ratio_without_log, "not the ratio itself"),
-      (log10_used, "natural logarithm"),
-      (divided_by_the_truths_size, "PROPOSAL's size"),
-      (pixel_offsets, "zooming the image does not change the targets"),
-      (corners_not_centres, "shift the CENTRES"),
-      (plus_one_pixels, "no + 1"),
-      (one_box_only, "one row (t_x, t_y, t_w, t_h) per proposal")]),
-    (grading.check_decode_box, right_decode,
-     [(centre_form_returned, "return corners (x1, y1, x2, y2)"),
-      (exp_forgotten, "not P_w·d_w"),
-      (shift_not_scaled, "relative to the proposal's size"),
-      (shifted_from_the_corner, "not its corner x1")]),
-    (grading.check_iou, right_iou,
-     [(no_clamp, "SEPARATELY"),
-      (product_clamped, "clamping the product is too late"),
-      (intersection_counted_twice, "counts the intersection once"),
-      (over_the_smaller_box, "not by the smaller area"),
-      (plus_one_iou, "no + 1"),
-      (pairwise_rows, "one IoU for EVERY pair")]),
+
+
+# --- more answers, right and wrong -----------------------------------------------------------
+
+def kit_encode(proposal, truth):  # a Keras tensor
+    return boxes.encode(truth, proposal)
+
+
+def loop_encode(proposal, truth):  # a list of lists, one box at a time
+    rows = []
+    for (p1, q1, p2, q2), (g1, h1, g2, h2) in zip(proposal, truth):
+        pw, ph, gw, gh = p2 - p1, q2 - q1, g2 - g1, h2 - h1
+        rows.append([((g1 + g2) - (p1 + p2)) / 2 / pw, ((h1 + h2) - (q1 + q2)) / 2 / ph,
+                     float(np.log(gw / pw)), float(np.log(gh / ph))])
+    return rows
+
+
+def stacked_on_axis_0(proposal, truth):
+    return right_encode(proposal, truth).T
+
+
+def width_and_height_swapped(proposal, truth):
+    px, py, pw, ph = centres(proposal)
+    gx, gy, gw, gh = centres(truth)
+    return np.stack([(gx - px) / ph, (gy - py) / pw, np.log(gw / pw), np.log(gh / ph)], axis=1)
+
+
+def targets_in_another_order(proposal, truth):
+    return right_encode(proposal, truth)[:, [0, 2, 1, 3]]
+
+
+def ratio_minus_one(proposal, truth):
+    t = right_encode(proposal, truth)
+    t[:, 2:] = np.exp(t[:, 2:]) - 1
+    return t
+
+
+def encode_to_centres_in_place(proposal, truth):  # converts the caller's boxes, then answers
+    t = right_encode(proposal, truth)
+    proposal[:, 2:] -= proposal[:, :2]
+    return t
+
+
+def encode_returns_none(proposal, truth):
+    right_encode(proposal, truth)
+
+
+def encode_exits(proposal, truth):
+    sys.exit("no boxes")
+
+
+def kit_decode(deltas, proposal):
+    return boxes.decode(deltas, proposal)
+
+
+def decode_through_the_kit(deltas, proposal):  # the kit's corner conversion, as a list
+    px, py, pw, ph = centres(proposal)
+    centre_form = np.stack([pw * deltas[:, 0] + px, ph * deltas[:, 1] + py,
+                            pw * np.exp(deltas[:, 2]), ph * np.exp(deltas[:, 3])], axis=1)
+    return keras.ops.convert_to_numpy(boxes.centers_to_corners(centre_form)).tolist()
+
+
+def decode_stacked_on_axis_0(deltas, proposal):
+    return right_decode(deltas, proposal).T
+
+
+def corners_in_another_order(deltas, proposal):
+    return right_decode(deltas, proposal)[:, [0, 2, 1, 3]]
+
+
+def one_plus_delta(deltas, proposal):
+    px, py, pw, ph = centres(proposal)
+    cx, cy = pw * deltas[:, 0] + px, ph * deltas[:, 1] + py
+    w, h = pw * (1 + deltas[:, 2]), ph * (1 + deltas[:, 3])
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+
+
+def shift_by_the_wrong_side(deltas, proposal):
+    px, py, pw, ph = centres(proposal)
+    cx, cy = ph * deltas[:, 0] + px, pw * deltas[:, 1] + py
+    w, h = pw * np.exp(deltas[:, 2]), ph * np.exp(deltas[:, 3])
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+
+
+def exp_in_place(deltas, proposal):
+    deltas[:, 2:] = np.exp(deltas[:, 2:])
+    px, py, pw, ph = centres(proposal)
+    cx, cy = pw * deltas[:, 0] + px, ph * deltas[:, 1] + py
+    w, h = pw * deltas[:, 2], ph * deltas[:, 3]
+    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+
+
+def decode_returns_none(deltas, proposal):
+    return None
+
+
+def decode_raises_system_exit(deltas, proposal):
+    raise SystemExit(3)
+
+
+def kit_iou(a, b):
+    return boxes.iou(a, b)
+
+
+def loop_iou(a, b):  # nested lists, pair by pair
+    out = []
+    for ax1, ay1, ax2, ay2 in a:
+        row = []
+        for bx1, by1, bx2, by2 in b:
+            width = max(0.0, min(ax2, bx2) - max(ax1, bx1))
+            inter = width * max(0.0, min(ay2, by2) - max(ay1, by1))
+            union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+            row.append(inter / union)
+        out.append(row)
+    return out
+
+
+def transposed_iou(a, b):
+    return right_iou(b, a)
+
+
+def union_over_intersection(a, b):
+    with np.errstate(divide="ignore"):
+        return 1 / right_iou(a, b)
+
+
+def sorts_its_input(a, b):
+    result = right_iou(a, b)
+    a.sort(axis=0)
+    return result
+
+
+def iou_returns_none(a, b):
+    right_iou(a, b)
+
+
+def iou_returns_text(a, b):
+    return "IoU"
+
+
+def iou_exits(a, b):
+    sys.exit(0)
+
+
+TABLES = [
+    Table(grading.check_encode_box, right_encode,
+          right=[kit_encode, loop_encode],
+          wrong=[(p_and_g_swapped, "you swapped P and G"),
+                 (ratio_without_log, "not the ratio itself"),
+                 (ratio_minus_one, "not the ratio minus 1"),
+                 (log10_used, "natural logarithm"),
+                 (divided_by_the_truths_size, "PROPOSAL's size"),
+                 (pixel_offsets, "zooming the image does not change the targets"),
+                 (width_and_height_swapped, "t_y by the height P_h; you swapped them"),
+                 (corners_not_centres, "shift the CENTRES"),
+                 (plus_one_pixels, "no + 1"),
+                 (targets_in_another_order, "in the order (t_x, t_y, t_w, t_h)"),
+                 (stacked_on_axis_0, "one ROW per box: stack the four columns along axis=1"),
+                 (one_box_only, "one row (t_x, t_y, t_w, t_h) per proposal"),
+                 (encode_to_centres_in_place, "changed its input argument 1 in place"),
+                 (encode_returns_none, "returned None"),
+                 (encode_exits, "sys.exit('no boxes')")]),
+    Table(grading.check_decode_box, right_decode,
+          right=[kit_decode, decode_through_the_kit],
+          wrong=[(centre_form_returned, "return corners (x1, y1, x2, y2)"),
+                 (exp_forgotten, "not P_w·d_w"),
+                 (one_plus_delta, "not P_w·(1 + d_w)"),
+                 (shift_not_scaled, "relative to the proposal's size"),
+                 (shift_by_the_wrong_side, "(the height); you swapped them"),
+                 (shifted_from_the_corner, "not its corner x1"),
+                 (corners_in_another_order, "the corners in the order (x1, y1, x2, y2)"),
+                 (decode_stacked_on_axis_0, "one ROW per box: stack the four columns"),
+                 (exp_in_place, "changed its input argument 1 in place"),
+                 (decode_returns_none, "returned None"),
+                 (decode_raises_system_exit, "sys.exit(3)")]),
+    Table(grading.check_iou, right_iou,
+          right=[kit_iou, loop_iou],
+          wrong=[(no_clamp, "SEPARATELY"),
+                 (product_clamped, "clamping the product is too late"),
+                 (intersection_counted_twice, "counts the intersection once"),
+                 (over_the_smaller_box, "not by the smaller area"),
+                 (plus_one_iou, "no + 1"),
+                 (union_over_intersection, "not union / intersection"),
+                 (pairwise_rows, "one IoU for EVERY pair"),
+                 (transposed_iou, "the matrix is (N, M), not (M, N)"),
+                 (sorts_its_input, "changed its input argument 1 in place"),
+                 (iou_returns_none, "returned None"),
+                 (iou_returns_text, "returned str, not an array of numbers"),
+                 (iou_exits, "sys.exit(0)")]),
 ]
 
 
-@pytest.mark.parametrize("check, right, wrongs", CASES, ids=lambda v: getattr(v, "__name__", ""))
-def test_right_answer_passes_and_each_wrong_one_fails_with_a_hint(check, right, wrongs, capsys):
-    assert_verdicts(check, right, wrongs, capsys)
-
-
-def test_cnnkit_boxes_itself_passes(capsys):
-    to_numpy = keras.ops.convert_to_numpy
-    assert grading.check_encode_box(lambda p, g: to_numpy(boxes.encode(g, p)))
-    assert grading.check_decode_box(lambda d, p: to_numpy(boxes.decode(d, p)))
-    assert grading.check_iou(lambda a, b: to_numpy(boxes.iou(a, b)))
-    assert capsys.readouterr().out.count("✅ PASS") == 3
-
-
-def test_the_learners_arrays_are_not_the_graders(capsys):
-    def scribbles(proposal, truth):  # changes its inputs, then answers right
-        t = right_encode(proposal, truth)
-        proposal[:] = 0
-        return t
-
-    assert grading.check_encode_box(scribbles)
-    with pytest.raises(grading.GradeFailure, match="returned None"):
-        grading.check_iou(lambda a, b: None)
-    with pytest.raises(grading.GradeFailure, match="your code raised ZeroDivisionError"):
-        grading.check_decode_box(lambda d, p: 1 / 0)
+@pytest.mark.parametrize("check, answer, expected", verdict_cases(TABLES))
+def test_verdict(check, answer, expected, capsys):
+    assert_verdict(check, answer, expected, capsys)

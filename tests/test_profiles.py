@@ -49,3 +49,18 @@ def test_printed_profile_names_its_budgets(monkeypatch):
     text = str(cnnkit.profile())
     assert text.startswith("profile 'smoke' (from CNNKIT_PROFILE): 2 epochs, <= 512 training")
     assert "budget 60 s per notebook" in text
+
+
+def test_the_profile_names_the_backend_and_its_devices(monkeypatch):
+    import keras
+
+    monkeypatch.setenv("CNNKIT_PROFILE", "smoke")
+    monkeypatch.setattr(cnnkit.profiles, "devices", lambda: ["gpu:0", "gpu:1", "cpu:0"])
+    p = cnnkit.profile()
+    assert p.device == f"{keras.backend.backend()} backend on gpu:0, gpu:1, cpu:0"
+    assert str(p).endswith(f"budget 60 s per notebook; {p.device}")
+    assert cnnkit.profiles.gpu_available()
+
+
+def test_devices_lists_at_least_the_cpu():
+    assert cnnkit.profiles.devices()[-1] == "cpu:0"
