@@ -3,7 +3,10 @@
 In a solution notebook, code between `### BEGIN SOLUTION` and `### END SOLUTION` is the answer
 (nbgrader's markers, so instructors can also run nbgrader on `solutions/`). The exercise keeps
 everything else and puts `raise NotImplementedError()` where the answer was; in markdown, the
-answer becomes "YOUR ANSWER HERE". Outputs are dropped, since a learner has not run anything yet.
+answer becomes "YOUR ANSWER HERE". Checks an instructor keeps from students go between
+`### BEGIN HIDDEN TESTS` and `### END HIDDEN TESTS` in a grade cell: the exercise drops them,
+markers included, as nbgrader's release does, and nbgrader's autograder runs them. Outputs are
+dropped, since a learner has not run anything yet.
 
     python -m cnnkit.exercises            # rewrite exercises/ from solutions/
     python -m cnnkit.exercises --check    # exit 1 if exercises/ is out of date
@@ -19,14 +22,18 @@ from pathlib import Path
 
 import nbformat
 
-__all__ = ["make_exercise", "generate", "BEGIN", "END"]
+__all__ = ["make_exercise", "generate", "BEGIN", "END", "BEGIN_HIDDEN", "END_HIDDEN"]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN_HIDDEN, END_HIDDEN = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 _BLOCK = re.compile(rf"^([ \t]*){re.escape(BEGIN)}[^\n]*\n.*?^[ \t]*{re.escape(END)}[^\n]*$",
                     re.MULTILINE | re.DOTALL)
+_HIDDEN = re.compile(rf"^[ \t]*{re.escape(BEGIN_HIDDEN)}[^\n]*\n.*?^[ \t]*"
+                     rf"{re.escape(END_HIDDEN)}[^\n]*(\n|\Z)", re.MULTILINE | re.DOTALL)
 
 
 def _strip_code(source: str) -> str:
+    source = _HIDDEN.sub("", source).rstrip("\n") if BEGIN_HIDDEN in source else source
     return _BLOCK.sub(lambda m: f"{m.group(1)}# YOUR CODE HERE\n{m.group(1)}"
                                 "raise NotImplementedError()", source)
 
@@ -39,9 +46,10 @@ def make_exercise(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The exercise notebook for one solution notebook."""
     exercise = copy.deepcopy(solution)
     for cell in exercise.cells:
-        if cell.source.count(BEGIN) != cell.source.count(END):
-            raise ValueError(f"a cell has {BEGIN!r} without {END!r}, or the reverse:\n"
-                             f"{cell.source[:200]}")
+        for begin, end in ((BEGIN, END), (BEGIN_HIDDEN, END_HIDDEN)):
+            if cell.source.count(begin) != cell.source.count(end):
+                raise ValueError(f"a cell has {begin!r} without {end!r}, or the reverse:\n"
+                                 f"{cell.source[:200]}")
         if cell.cell_type == "code":
             cell.source = _strip_code(cell.source)
             cell.outputs = []

@@ -4,6 +4,11 @@
 - cpu:   every notebook within 5 minutes on 2 CPU cores, with real learning;
 - gpu:   the full lesson, on a Colab GPU or your own.
 Without the variable the kit picks gpu when the Keras backend sees a GPU, else cpu.
+
+`profile()` always asks the backend for its devices, so it is the set-up cell (never a graded
+cell) that initialises the device and shows whatever the backend logs while doing so: on a
+machine without a GPU, TensorFlow logs "failed call to cuInit" to stderr at that moment, and
+nbgrader scores any grade cell with stderr output as 0.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-__all__ = ["Profile", "profile", "PROFILES", "gpu_available"]
+__all__ = ["Profile", "profile", "PROFILES", "gpu_available", "devices"]
 
 ENV_VAR = "CNNKIT_PROFILE"
 
@@ -29,6 +34,7 @@ class Profile:
     repeats: int  # timing repeats; medians are taken over them
     budget_s: int  # what one notebook should take at most on the profile's machine
     source: str = ""  # how the profile was chosen, once `profile()` has chosen it
+    device: str = ""  # the backend and the devices it sees, once `profile()` has asked
 
     def __str__(self) -> str:
         def size(n):
@@ -38,7 +44,8 @@ class Profile:
         return (f"profile {self.name!r}{chosen}: {self.epochs} epochs, "
                 f"{size(self.train_size)} training / {size(self.test_size)} test examples, "
                 f"{self.image_size}x{self.image_size} images, batch {self.batch_size}, "
-                f"{self.repeats} timing repeats, budget {self.budget_s} s per notebook")
+                f"{self.repeats} timing repeats, budget {self.budget_s} s per notebook"
+                + (f"; {self.device}" if self.device else ""))
 
 
 PROFILES = {
@@ -51,18 +58,27 @@ PROFILES = {
 }
 
 
-def gpu_available() -> bool:
-    """Whether the active Keras backend sees a GPU (TensorFlow, JAX or PyTorch)."""
+def devices() -> list[str]:
+    """The devices the active Keras backend sees, e.g. ['cpu:0'] or ['gpu:0', 'cpu:0']; asking
+    initialises the backend's device (TensorFlow, JAX or PyTorch)."""
     import keras
 
     if keras.backend.backend() == "torch":
         import torch
 
-        return torch.cuda.is_available()
-    try:  # Keras's distribution API answers for the TensorFlow and JAX backends
-        return bool(keras.distribution.list_devices("gpu"))
-    except (RuntimeError, ValueError, NotImplementedError):
-        return False
+        return [f"gpu:{i}" for i in range(torch.cuda.device_count())] + ["cpu:0"]
+    found = []
+    for kind in ("gpu", "tpu", "cpu"):  # Keras's distribution API answers for TensorFlow and JAX
+        try:
+            found += [d.lower() for d in keras.distribution.list_devices(kind)]
+        except (RuntimeError, ValueError, NotImplementedError):
+            continue
+    return found
+
+
+def gpu_available() -> bool:
+    """Whether the active Keras backend sees a GPU (TensorFlow, JAX or PyTorch)."""
+    return any(d.startswith("gpu") for d in devices())
 
 
 def profile(name: str | None = None) -> Profile:
@@ -80,4 +96,9 @@ def profile(name: str | None = None) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"Unknown profile {name!r}: set {ENV_VAR} to one of "
                          f"{', '.join(PROFILES)} (or leave it unset to choose by hardware).")
-    return replace(PROFILES[name], source=source)
+    import keras
+
+    seen = devices()
+    device = f"{keras.backend.backend()} backend on {', '.join(seen[:4])}" + (
+        f" and {len(seen) - 4} more" if len(seen) > 4 else "")
+    return replace(PROFILES[name], source=source, device=device)
