@@ -194,8 +194,7 @@ def grade_cells(nb):
 
 
 def checks_output(cell):
-    return ("nbval-check-output" in cell.metadata.get("tags", [])
-            or cell.source.startswith("# NBVAL_CHECK_OUTPUT"))
+    return "nbval-check-output" in cell.metadata.get("tags", [])
 
 
 def shown(cell):

@@ -4,7 +4,7 @@
     python tools/refresh_notebooks.py notebooks/01_*.ipynb # some
 
 Each notebook runs in the smoke profile on the offline data (the same outputs on every machine).
-Only cells marked `# NBVAL_CHECK_OUTPUT` keep their outputs, and never stderr: everything else is
+Only cells tagged `nbval-check-output` (nbval's cell tag) keep their outputs, and never stderr: everything else is
 cleared, so the stored notebooks stay small and show no stale timings or TensorFlow log lines.
 Solution cells (`### BEGIN SOLUTION`) and grader cells (`grading.check_...`) get nbgrader's
 metadata, so instructors can run nbgrader on solutions/.
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from cnnkit.exercises import BEGIN, generate  # noqa: E402
 
-CHECK = "# NBVAL_CHECK_OUTPUT"
+CHECK = "nbval-check-output"  # nbval's cell tag: compare this cell's output
 
 
 def _nbgrader(cell, notebook_name, index):
@@ -50,7 +50,7 @@ def refresh(path: Path):
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        if CHECK in cell.source:
+        if CHECK in cell.metadata.get("tags", []):
             cell.outputs = [o for o in cell.outputs
                             if not (o.output_type == "stream" and o.name == "stderr")]
         else:
