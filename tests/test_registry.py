@@ -61,3 +61,25 @@ def test_cli_reports_unknown_model_as_an_error():
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "Did you mean 'lenet5'" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list", "--help"], ["summary", "--help"]])
+def test_cli_help_answers_without_importing_keras(args):
+    """`python -m cnnkit --help` loads neither Keras nor TensorFlow, so it answers at once."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "cnnkit", *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "usage: python -m cnnkit" in result.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")]
+    assert "argparse" in imported
+    assert not [m for m in imported if m.split(".")[0] in ("keras", "tensorflow", "jax", "torch")]
+
+
+def test_plain_import_registers_every_model_and_layer():
+    """Any import other than the command line's loads Keras and registers the custom layers, so
+    `keras.saving.load_model` finds them."""
+    result = subprocess.run([sys.executable, "-c", "import sys, cnnkit, keras; "
+                             "print(len(cnnkit.list_models()), 'keras' in sys.modules, "
+                             "keras.saving.get_registered_object('cnnkit>GroupConv2D') is not None)"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == [str(len(cnnkit.list_models())), "True", "True"], result.stderr
