@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from cnnkit import setup_cell
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 ALL_NOTEBOOKS = NOTEBOOKS + sorted((ROOT / "solutions").glob("*.ipynb")) + sorted(
@@ -31,7 +33,8 @@ def test_readme_opens_with_the_course_command_and_the_test_command():
     first_blocks = readme_commands()[:2]
     course, tests = first_blocks
     assert text.index("```") < text.index("\n## "), "the commands come before any section"
-    assert "pip install -e \".[lab]\"" in course and "jupyter lab notebooks/" in course
+    assert "pip install -e \".[lab]\"" in course
+    assert "jupyter lab --ServerApp.root_dir=. notebooks/00_start_here.ipynb" in course
     assert "pip install -e \".[test]\"" in tests and "pytest" in tests
     for command in first_blocks:
         assert command.startswith("python3 -m venv .venv && ") and "\n" not in command
@@ -58,16 +61,35 @@ def source(cell):
 
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_notebook_starts_with_badge_and_setup_cell(path):
+    """One set-up cell, identical everywhere, and a badge, both for pyproject.toml's repository
+    (`python tools/refresh_notebooks.py --setup-only` writes them)."""
+    repository = setup_cell.repository(ROOT)
     first_md = next(c for c in cells(path) if c["cell_type"] == "markdown")
-    # A solution's badge opens its exercise: the exercise is the copy learners should start from.
-    folder = "notebooks" if path.parent.name == "notebooks" else "exercises"
-    badge = (f"https://colab.research.google.com/github/cnnkit-course/cnnkit/blob/main/"
-             f"{folder}/{path.name}")
-    assert badge in source(first_md)
-    setup = source(next(c for c in cells(path) if c["cell_type"] == "code"))
-    assert 'if "google.colab" in sys.modules:' in setup
-    assert 'keep = [f"{pkg}=={version(pkg)}" for pkg in ("tensorflow", "keras")]' in setup
-    assert "P = cnnkit.profile()" in setup and "print(P)" in setup
+    assert setup_cell.badge(repository, path.parent.name, path.name) in source(first_md)
+    assert source(next(c for c in cells(path) if c["cell_type"] == "code")) == (
+        setup_cell.render(repository))
+
+
+def test_the_repository_has_one_home_and_the_cell_follows_it(tmp_path):
+    assert setup_cell.repository(ROOT) == "cnnkit-course/cnnkit"
+    (tmp_path / "pyproject.toml").write_text('[project.urls]\nRepository = '
+                                             '"https://github.com/my-uni/cnn-lab"\n')
+    mine = setup_cell.repository(tmp_path)
+    assert mine == "my-uni/cnn-lab"
+    assert "cnnkit @ git+https://github.com/my-uni/cnn-lab" in setup_cell.render(mine)
+    assert setup_cell.badge(mine, "solutions", "01_x.ipynb").endswith(
+        "github/my-uni/cnn-lab/blob/main/exercises/01_x.ipynb")
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    with pytest.raises(ValueError, match="needs `Repository"):
+        setup_cell.repository(tmp_path)
+
+
+def test_the_setup_cell_never_upgrades_keras_or_tensorflow_and_runs_without_tensorflow():
+    cell = setup_cell.render("o/n")
+    install = cell[cell.index("pip"):cell.index("check=True")]
+    assert '"--no-deps"' in install and "tensorflow" not in install and "keras" not in install
+    assert "version(" not in cell  # importlib.metadata.version raises for a missing package
+    compile(cell, "setup", "exec")
 
 
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem}")

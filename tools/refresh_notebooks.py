@@ -2,17 +2,20 @@
 
     python tools/refresh_notebooks.py                      # every notebook
     python tools/refresh_notebooks.py notebooks/01_*.ipynb # some
+    python tools/refresh_notebooks.py --setup-only         # only rewrite set-up cells and badges
 
 Each notebook runs in the smoke profile on the offline data (the same outputs on every machine).
 Only cells tagged `nbval-check-output` (nbval's cell tag) keep their outputs, and never stderr: everything else is
 cleared, so the stored notebooks stay small and show no stale timings or TensorFlow log lines.
 Solution cells (`### BEGIN SOLUTION`) and grader cells (`grading.check_...`) get nbgrader's
-metadata, so instructors can run nbgrader on solutions/.
+metadata, so instructors can run nbgrader on solutions/. Every notebook's first code cell and Colab
+badge are rewritten from cnnkit.setup_cell and pyproject.toml's Repository first.
 """
 
 import argparse
 import hashlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cnnkit import setup_cell  # noqa: E402
 from cnnkit.exercises import BEGIN, generate  # noqa: E402
 
 CHECK = "nbval-check-output"  # nbval's cell tag: compare this cell's output
@@ -40,8 +44,23 @@ def _nbgrader(cell, notebook_name, index):
     cell.metadata["nbgrader"] = {**meta, "grade_id": grade_id, "schema_version": 3}
 
 
-def refresh(path: Path):
+def set_up(nb, path: Path):
+    """Write the one set-up cell and the Colab badge (for the slug in pyproject.toml) into `nb`."""
+    repository = setup_cell.repository(ROOT)
+    next(c for c in nb.cells if c.cell_type == "code").source = setup_cell.render(repository)
+    first = next(c for c in nb.cells if c.cell_type == "markdown")
+    first.source = re.sub(r"https://colab\.research\.google\.com/github/[^)\s]+",
+                          setup_cell.badge(repository, path.parent.name, path.name), first.source,
+                          count=1)
+
+
+def refresh(path: Path, execute=True):
     nb = nbformat.read(path, as_version=4)
+    set_up(nb, path)
+    if not execute:
+        nbformat.write(nb, path)
+        print(f"set up {path.relative_to(ROOT)}")
+        return
     env = {"CNNKIT_PROFILE": "smoke", "CNNKIT_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
            "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     os.environ.update(env)
@@ -71,11 +90,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="*", type=Path)
+    parser.add_argument("--setup-only", action="store_true",
+                        help="rewrite the set-up cells and badges without running anything")
     args = parser.parse_args(argv)
     paths = args.paths or sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted(
         (ROOT / "solutions").glob("*.ipynb"))
     for path in paths:
-        refresh(path.resolve())
+        refresh(path.resolve(), execute=not args.setup_only)
     for name in generate(ROOT / "solutions", ROOT / "exercises"):
         print(f"written exercises/{name}")
 
