@@ -98,6 +98,10 @@ c.CourseDirectory.course_id = "cnnkit"
 c.CourseDirectory.root = {root!r}
 c.Exchange.root = {exchange!r}
 c.ExecutePreprocessor.timeout = 300
+# Kernels over local sockets named after their connection files, not TCP ports: jupyter_client
+# picks a free port, frees it and lets the kernel bind it, and under CI's parallel kernels
+# (autograde, validate, nbval on the other worker) another process can take it first.
+c.KernelManager.transport = "ipc"
 """
 
 
