@@ -4,16 +4,51 @@
     model = cnnkit.build("lenet5")          # any name from cnnkit.list_models()
     P = cnnkit.profile()                     # smoke, cpu or gpu budgets for a lesson
 
-`cnnkit.data` (TensorFlow datasets and tf.data) is imported on first use, so the models run on
-the JAX and PyTorch backends without TensorFlow installed.
+Keras runs on TensorFlow, JAX or PyTorch, and TensorFlow is optional. When Keras has not been
+imported yet, KERAS_BACKEND is unset and the backend Keras would choose (keras.json's, else
+TensorFlow) is not installed, importing cnnkit chooses JAX, else PyTorch, and says so.
 """
 
 import importlib as _importlib
+import importlib.util  # noqa: F401  (find_spec)
 import os as _os
 import sys as _sys
 
 # TensorFlow prints C++ INFO and WARNING lines at import; they drown a lesson's own output.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# The Python module each Keras backend needs.
+BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def _keras_default_backend() -> str:
+    """The backend Keras picks without KERAS_BACKEND: keras.json's, else TensorFlow."""
+    import json
+
+    home = _os.environ.get("KERAS_HOME") or _os.path.join(_os.path.expanduser("~"), ".keras")
+    try:
+        with open(_os.path.join(home, "keras.json"), encoding="utf-8") as config:
+            return str(json.load(config).get("backend", "tensorflow"))
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def _choose_backend():
+    """Point Keras at an installed backend when the one it would pick is missing."""
+    if "keras" in _sys.modules or "KERAS_BACKEND" in _os.environ:
+        return
+    wanted = _keras_default_backend()
+    if _importlib.util.find_spec(BACKEND_MODULES.get(wanted, wanted)) is not None:
+        return
+    for backend in ("jax", "torch"):
+        if _importlib.util.find_spec(BACKEND_MODULES[backend]) is not None:
+            _os.environ["KERAS_BACKEND"] = backend
+            print(f"cnnkit: {wanted} is not installed, so Keras runs on {backend} "
+                  "(set KERAS_BACKEND to choose).")
+            return
+
+
+_choose_backend()
 
 __version__ = "0.1.0"
 

@@ -365,13 +365,25 @@ def ten_crop_predict(model, images, crop_size=None, batch_size=32):
 
 
 def augment_dataset(ds, augmentation, num_parallel_calls=AUTOTUNE, prefetch=True):
-    """`ds` with `augmentation` applied in training mode to its images, inside tf.data.
+    """`ds` with `augmentation` applied in training mode to its images, in the input pipeline.
 
-    The elements are images or (images, labels, ...) tuples, batched or not (mapping after
-    `batch` makes fewer, larger calls). The map runs on `num_parallel_calls` CPU threads
-    (AUTOTUNE picks how many) and `prefetch` prepares the next batch while the model trains on
-    this one.
+    A tf.data pipeline (TensorFlow backend): its elements are images or (images, labels, ...)
+    tuples, batched or not (mapping after `batch` makes fewer, larger calls); the map runs on
+    `num_parallel_calls` CPU threads (AUTOTUNE picks how many) and `prefetch` prepares the next
+    batch while the model trains on this one. A `cnnkit.data.Batches` (every backend): a copy
+    that augments each batch as it is made, on two worker threads that Keras runs ahead of the
+    training step (num_parallel_calls, when a number, sets how many).
     """
+    from cnnkit.data import Batches  # data imports this module's neighbours, not the reverse
+
+    if isinstance(ds, Batches):
+        workers = 2 if num_parallel_calls == AUTOTUNE else int(num_parallel_calls)
+        return Batches(ds.x, ds.y, batch_size=ds.batch_size, shuffle=ds.shuffle,
+                       drop_remainder=ds.drop_remainder, seed=ds.seed, augment=augmentation,
+                       workers=workers)
+    if not hasattr(ds, "map"):
+        raise TypeError(f"augment_dataset takes a tf.data.Dataset or a cnnkit.data.Batches; got "
+                        f"{type(ds).__name__}. Wrap NumPy arrays with cnnkit.data.array_batches.")
 
     def apply(images, *rest):
         images = augmentation(images, training=True)

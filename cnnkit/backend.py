@@ -23,7 +23,9 @@ def gradient(f, x, upstream=None):
 
     def objective(inputs):
         out = f(inputs)
-        weights = keras.ops.ones_like(out) if upstream is None else upstream
+        # A tensor of the backend's own: torch will not multiply its tensor by a NumPy array.
+        weights = (keras.ops.ones_like(out) if upstream is None
+                   else keras.ops.convert_to_tensor(upstream, dtype=out.dtype))
         return keras.ops.sum(out * weights)
 
     backend = keras.backend.backend()

@@ -8,7 +8,12 @@
    one printed line that says what was used instead and why.
 `CNNKIT_OFFLINE=1` skips straight to 3. A dataset without a stand-in (tf_flowers) raises instead,
 so a lesson can choose its own offline path. Datasets with a "train" split only are split by
-`SPLITS`. TensorFlow is imported here and nowhere else in the kit.
+`SPLITS`.
+
+TensorFlow is optional. The offline stand-ins are NumPy arrays, batched by `Batches` (a
+`keras.utils.PyDataset`), which `model.fit` takes on every backend; tf.data and
+tensorflow-datasets serve the online path only, where TensorFlow is installed. Without it,
+`load` goes straight to the stand-in and its printed line names the missing package.
 """
 
 from __future__ import annotations
@@ -19,14 +24,29 @@ import socket
 import threading
 from dataclasses import dataclass
 
+import importlib.util
+import math
+
+import keras
 import numpy as np
 
-__all__ = ["ImageData", "load", "array_batches", "offline_forced", "network_reachable",
-           "FALLBACKS", "SPLITS", "splits_of"]
+__all__ = ["ImageData", "Batches", "load", "array_batches", "tf_data_batches", "offline_forced",
+           "network_reachable", "tensorflow_available", "FALLBACKS", "SPLITS", "splits_of"]
 
 OFFLINE_VAR = "CNNKIT_OFFLINE"
 # tensorflow-datasets downloads and mirrors its data through Google Cloud Storage.
 PROBE_HOST, PROBE_PORT = "storage.googleapis.com", 443
+
+
+# Why the offline path is taken on a machine without TensorFlow, and how to get the online one.
+NO_TENSORFLOW = ("tensorflow-datasets needs TensorFlow, which is not installed: "
+                 "pip install 'cnnkit[tensorflow]' for the online datasets")
+
+
+def tensorflow_available() -> bool:
+    """Whether TensorFlow and tensorflow-datasets are installed: the online path needs both."""
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("tensorflow", "tensorflow_datasets"))
 
 
 def offline_forced() -> bool:
@@ -56,15 +76,16 @@ def network_reachable(host: str = PROBE_HOST, port: int = PROBE_PORT, timeout: f
 
 @dataclass
 class ImageData:
-    """A classification dataset as unbatched tf.data pipelines of (image, label).
+    """A classification dataset: its splits as (images, labels) NumPy arrays (offline), or as
+    unbatched tf.data pipelines of (image, label) (tensorflow-datasets).
 
     Images are float32 in [0, 1], shape (height, width, channels); labels are int32.
     """
 
     name: str
     source: str  # where the examples came from
-    train: object  # tf.data.Dataset
-    test: object  # tf.data.Dataset
+    train: object  # (x, y) NumPy arrays, or a tf.data.Dataset
+    test: object
     n_train: int
     n_test: int
     class_names: list
@@ -80,18 +101,24 @@ class ImageData:
 
     def batches(self, split="train", batch_size=32, shuffle=None, drop_remainder=False, seed=0,
                 augment=None):
-        """Cached, shuffled (training split by default), batched and prefetched pipeline.
+        """The split in batches for `model.fit`, shuffled anew every epoch (the training split
+        by default): a `Batches` for arrays, a cached and prefetched tf.data pipeline otherwise.
 
         `augment`, a Keras layer such as RandomTranslation, is applied to every batch in
         training mode, so each epoch sees freshly transformed images.
         """
         ds, n = self._split(split)
         shuffle = split == "train" if shuffle is None else shuffle
+        if isinstance(ds, tuple):
+            return Batches(*ds, batch_size=batch_size, shuffle=shuffle,
+                           drop_remainder=drop_remainder, seed=seed, augment=augment)
         return _pipeline(ds.cache(), n, batch_size, shuffle, drop_remainder, seed, augment)
 
     def numpy(self, split="train"):
         """The whole split as NumPy arrays (x, y), for any Keras backend."""
         ds, n = self._split(split)
+        if isinstance(ds, tuple):
+            return ds
         x, y = next(iter(ds.batch(max(n, 1)).as_numpy_iterator()))
         return x, y
 
@@ -116,9 +143,66 @@ def _pipeline(ds, n, batch_size, shuffle, drop_remainder, seed, augment):
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+class Batches(keras.utils.PyDataset):
+    """(x, y) batches of NumPy arrays for `model.fit`, `evaluate` and `predict` on every Keras
+    backend, TensorFlow or not.
+
+    shuffle=True draws a new order every epoch from a generator seeded with `seed`, so two runs
+    see the same orders. drop_remainder=True leaves out the last, smaller batch. `augment`, a
+    Keras layer, is applied to each batch of images in training mode as the batch is made: on
+    the CPU, in the input pipeline, and in parallel over `workers` threads, which Keras also
+    uses to prepare batches ahead of the training step.
+    """
+
+    def __init__(self, x, y, batch_size=32, shuffle=False, drop_remainder=False, seed=0,
+                 augment=None, workers=1):
+        super().__init__(workers=workers, use_multiprocessing=False)
+        x, y = np.asarray(x), np.asarray(y)
+        if len(x) != len(y):
+            raise ValueError(f"x and y must hold as many examples; got {len(x)} and {len(y)}.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+        self.x, self.y, self.batch_size = x, y, int(batch_size)
+        self.shuffle, self.drop_remainder, self.augment = shuffle, drop_remainder, augment
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._order = self._new_order()
+
+    def _new_order(self):
+        return self._rng.permutation(len(self.x)) if self.shuffle else np.arange(len(self.x))
+
+    def __len__(self):
+        whole = len(self.x) / self.batch_size
+        return math.floor(whole) if self.drop_remainder else math.ceil(whole)
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
+        x = self.x[rows]
+        if self.augment is not None:
+            with keras.device("cpu:0"):  # the input pipeline's work, off the accelerator
+                x = keras.ops.convert_to_numpy(self.augment(x, training=True))
+        return x, self.y[rows]
+
+    def on_epoch_end(self):
+        self._order = self._new_order()
+
+
 def array_batches(x, y, batch_size=32, shuffle=False, drop_remainder=False, seed=0,
-                  augment=None):
-    """A tf.data pipeline of (x, y) batches from NumPy arrays, for `model.fit`."""
+                  augment=None, workers=1):
+    """(x, y) batches from NumPy arrays for `model.fit`, on every backend: a `Batches`."""
+    return Batches(x, y, batch_size=batch_size, shuffle=shuffle, drop_remainder=drop_remainder,
+                   seed=seed, augment=augment, workers=workers)
+
+
+def tf_data_batches(x, y, batch_size=32, shuffle=False, drop_remainder=False, seed=0,
+                    augment=None):
+    """(x, y) batches from NumPy arrays as a tf.data pipeline: TensorFlow only."""
+    if importlib.util.find_spec("tensorflow") is None:
+        raise RuntimeError("tf.data needs TensorFlow, which is not installed: use "
+                           "cnnkit.data.array_batches, which runs on every backend.")
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
@@ -228,14 +312,17 @@ def load(name="mnist", *, image_size=None, channels=None, train_size=None, test_
     Without tensorflow-datasets' copy, a dataset that has no offline stand-in raises: ValueError
     under CNNKIT_OFFLINE=1, RuntimeError (with the reason) when it cannot be downloaded.
     verbose=False hides the line about an online load; the line announcing an offline
-    stand-in is always printed.
+    stand-in is always printed. Without TensorFlow and tensorflow-datasets the stand-in is
+    used, and a dataset without one raises a RuntimeError that names what is missing.
     """
-    import tensorflow as tf
-
     if name not in FALLBACKS and offline_forced():
         raise ValueError(f"{name} has no offline stand-in yet; unset {OFFLINE_VAR} to download "
                          f"it. Offline stand-ins exist for: {', '.join(FALLBACKS)}.")
     reason = f"{OFFLINE_VAR}=1" if offline_forced() else None
+    if reason is None and not tensorflow_available():
+        reason = NO_TENSORFLOW
+        if name not in FALLBACKS:
+            raise RuntimeError(f"{name} could not be loaded: {reason}.")
     if reason is None:
         try:
             train, test, info, how = _from_tfds(name, data_dir)
@@ -252,6 +339,8 @@ def load(name="mnist", *, image_size=None, channels=None, train_size=None, test_
         n_train, n_test = (_count(ds, info, split) for ds, split in zip((train, test),
                                                                          splits_of(name)))
         n_train, n_test = min(n_train, train_size or n_train), min(n_test, test_size or n_test)
+        import tensorflow as tf
+
         prep = lambda img, lab: _prepare(img, lab, image_size, channels)  # noqa: E731
         train = train.take(n_train).map(prep, num_parallel_calls=tf.data.AUTOTUNE)
         test = test.take(n_test).map(prep, num_parallel_calls=tf.data.AUTOTUNE)
@@ -268,8 +357,7 @@ def load(name="mnist", *, image_size=None, channels=None, train_size=None, test_
         x_train, y_train = x_train[:train_size], y_train[:train_size]
         x_test, y_test = x_test[:test_size], y_test[:test_size]
         n_train, n_test = len(x_train), len(x_test)
-        train = tf.data.Dataset.from_tensor_slices((x_train, y_train))
-        test = tf.data.Dataset.from_tensor_slices((x_test, y_test))
+        train, test = (x_train, y_train), (x_test, y_test)
         source = f"offline stand-in: {description}"
         image_shape = x_train.shape[1:]
         # Never a silent swap: this line is printed whatever `verbose` says.

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cnnkit import data
 from cnnkit.data import OFFLINE_VAR, PROBE_HOST, network_reachable, offline_forced
 
 __all__ = ["SegmentationData", "load", "load_pets", "shapes", "confusion", "class_iou",
@@ -203,6 +204,8 @@ def load(image_size=64, train_size=None, test_size=None, *, data_dir=None, seed=
     verbose=False hides the line about an online load; the offline line is always printed.
     """
     reason = f"{OFFLINE_VAR}=1" if offline_forced() else None
+    if reason is None and not data.tensorflow_available():
+        reason = data.NO_TENSORFLOW
     if reason is None:
         try:
             (x_train, y_train, x_test, y_test), how = load_pets(image_size, train_size,

@@ -5,8 +5,8 @@
 On Colab the cell installs cnnkit with `--no-deps`, beside whatever Keras, TensorFlow, JAX and
 PyTorch the runtime has, so it never upgrades them and never meets a resolver conflict, whatever
 the runtime's versions (Colab already has NumPy, Matplotlib, scikit-learn, scikit-image and
-nbformat). A runtime without TensorFlow (Colab's TPU runtime) runs Keras on JAX, or on PyTorch
-where JAX is missing too. Anywhere else the cell only imports.
+nbformat). On a runtime without TensorFlow (Colab's TPU runtime), `import cnnkit` points Keras
+at JAX, or at PyTorch where JAX is missing too. Anywhere else the cell only imports.
 
 The repository it installs from has one home: `[project.urls] Repository` in pyproject.toml.
 """
@@ -20,21 +20,17 @@ __all__ = ["TEMPLATE", "render", "repository", "badge"]
 
 TEMPLATE = '''\
 # Set-up. On Colab this installs cnnkit beside the runtime's own Keras, TensorFlow, JAX and
-# PyTorch, upgrading none of them; without TensorFlow (Colab's TPU runtime) Keras runs on JAX.
-# Anywhere else it only imports.
-import importlib.util
-import os
+# PyTorch, upgrading none of them; without TensorFlow (Colab's TPU runtime) cnnkit runs Keras
+# on JAX. Anywhere else it only imports.
 import sys
 if "google.colab" in sys.modules:
     import subprocess
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                     "cnnkit @ git+https://github.com/{repository}"], check=True)
-if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec("tensorflow") is None:
-    os.environ["KERAS_BACKEND"] = "jax" if importlib.util.find_spec("jax") else "torch"
 
+import cnnkit  # before keras: without TensorFlow it chooses JAX or PyTorch for Keras
 import keras
 import numpy as np
-import cnnkit
 
 P = cnnkit.profile()  # smoke, cpu or gpu: set CNNKIT_PROFILE to choose
 print(P)

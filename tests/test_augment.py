@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+import requires
 from cnnkit import augment
 from cnnkit.augment import PCAColorAugmentation, PerImageRandomCrop
 
@@ -222,6 +223,7 @@ def test_keras_round_trip_in_safe_mode_gives_the_same_outputs(augmented_model, t
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 
+@requires.tensorflow
 def test_in_tf_data_per_image_and_per_batch():
     import tensorflow as tf
     x, y = images((6, 8, 8, 3)), np.arange(6)

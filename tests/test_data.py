@@ -1,13 +1,13 @@
-"""Data: tensorflow-datasets online, the announced offline stand-in, and no hang in between."""
+"""Data on every backend: the announced offline stand-in and `Batches`, TensorFlow or not."""
 
 import socket
 import time
 
+import keras
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
-from cnnkit import data
+from cnnkit import augment, data
 
 OFFLINE_LINE = "cnnkit.data: OFFLINE, mnist unavailable"
 
@@ -49,48 +49,6 @@ def test_profile_sizes_and_channels_apply_offline(monkeypatch):
     np.testing.assert_array_equal(x[..., 0], x[..., 2])
 
 
-def test_no_network_falls_back_within_seconds(monkeypatch, tmp_path, capsys):
-    monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
-    monkeypatch.setattr(data, "network_reachable", lambda: False)
-    start = time.perf_counter()
-    d = data.load("mnist", data_dir=str(tmp_path))
-    assert time.perf_counter() - start < 10
-    out = capsys.readouterr().out
-    assert f"{OFFLINE_LINE} (no network: storage.googleapis.com unreachable, and mnist is " \
-           "not prepared on this machine)" in out
-    assert d.offline
-
-
-def test_failed_download_falls_back_with_its_reason(monkeypatch, tmp_path, capsys):
-    monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
-    monkeypatch.setattr(data, "network_reachable", lambda: True)
-
-    def fake_load(name, split, as_supervised, with_info, data_dir, download):
-        if not download:
-            raise AssertionError("not prepared")
-        raise ConnectionError("connection reset")
-
-    monkeypatch.setattr(tfds, "load", fake_load)
-    d = data.load("mnist", data_dir=str(tmp_path))
-    assert "(the download failed: ConnectionError: connection reset)" in capsys.readouterr().out
-    assert d.offline
-
-
-def test_online_path_reads_tensorflow_datasets(monkeypatch, capsys):
-    monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
-    with tfds.testing.mock_data(num_examples=40):
-        d = data.load("mnist", image_size=32, train_size=30)
-        x, y = d.numpy("train")
-        xt, _ = d.numpy("test")
-    out = capsys.readouterr().out
-    assert out == ("cnnkit.data: mnist from tensorflow-datasets (prepared on this machine): "
-                   "30 train / 40 test examples.\n")
-    assert not d.offline and d.source.startswith("tensorflow-datasets mnist")
-    assert x.shape == (30, 32, 32, 1) and xt.shape == (40, 32, 32, 1)
-    assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
-    assert y.dtype == np.int32 and d.num_classes == 10
-
-
 def test_batches_cover_the_split_with_a_partial_last_batch(monkeypatch):
     monkeypatch.setenv("CNNKIT_OFFLINE", "1")
     d = data.load("mnist", train_size=100, verbose=False)
@@ -98,9 +56,12 @@ def test_batches_cover_the_split_with_a_partial_last_batch(monkeypatch):
     assert sizes == [32, 32, 32, 4]
     assert [len(x) for x, _ in d.batches("train", 32, drop_remainder=True)] == [32, 32, 32]
     pipeline = d.batches("train", 32)
-    first = [next(iter(pipeline))[1].numpy() for _ in range(2)]
-    assert not np.array_equal(first[0], first[1])  # reshuffled every epoch
-    test_labels = np.concatenate([y.numpy() for _, y in d.batches("test", 64)])
+    first = np.concatenate([y for _, y in pipeline])
+    pipeline.on_epoch_end()  # what fit calls after every epoch
+    second = np.concatenate([y for _, y in pipeline])
+    assert not np.array_equal(first, second)  # reshuffled every epoch
+    np.testing.assert_array_equal(np.sort(first), np.sort(d.numpy("train")[1]))  # every example
+    test_labels = np.concatenate([y for _, y in d.batches("test", 64)])
     np.testing.assert_array_equal(test_labels, d.numpy("test")[1])  # test split not shuffled
 
 
@@ -128,13 +89,11 @@ def test_reachability_check_is_bounded():
 
 
 def test_augmentation_is_applied_to_training_batches(monkeypatch):
-    import keras
-
     monkeypatch.setenv("CNNKIT_OFFLINE", "1")
     d = data.load("mnist", train_size=64, verbose=False)
     flip = keras.layers.RandomFlip("horizontal_and_vertical", seed=0)
-    plain = next(iter(d.batches("train", 64, shuffle=False)))[0].numpy()
-    flipped = next(iter(d.batches("train", 64, shuffle=False, augment=flip)))[0].numpy()
+    plain = next(iter(d.batches("train", 64, shuffle=False)))[0]
+    flipped = next(iter(d.batches("train", 64, shuffle=False, augment=flip)))[0]
     assert plain.shape == flipped.shape and not np.allclose(plain, flipped)
     # Flips move pixels, they do not change them: each image keeps its sum of intensities.
     np.testing.assert_allclose(plain.sum(axis=(1, 2, 3)), flipped.sum(axis=(1, 2, 3)), rtol=1e-5)
@@ -151,76 +110,104 @@ def test_a_lookup_that_never_answers_is_abandoned_in_seconds(monkeypatch):
 
 
 def test_array_batches_keep_or_drop_the_partial_batch():
-    x, y = np.zeros((100, 4, 4, 1), "float32"), np.arange(100)
+    rng = np.random.default_rng(5)
+    x, y = rng.random((100, 4, 4, 1), dtype=np.float32), np.arange(100)
     assert [len(b) for b, _ in data.array_batches(x, y, 32)] == [32, 32, 32, 4]
     assert [len(b) for b, _ in data.array_batches(x, y, 32, drop_remainder=True)] == [32, 32, 32]
-    labels = np.concatenate([l.numpy() for _, l in data.array_batches(x, y, 32, shuffle=True)])
+    assert len(data.array_batches(x, y, 25, drop_remainder=True)) == 4  # nothing left over
+    labels = np.concatenate([l for _, l in data.array_batches(x, y, 32, shuffle=True)])
     assert sorted(labels) == list(range(100)) and not np.array_equal(labels, np.arange(100))
+    for images, labels in data.array_batches(x, y, 32, shuffle=True, seed=3):
+        np.testing.assert_array_equal(images, x[labels])  # each image keeps its label
 
 
 def test_array_batches_apply_augmentation_like_dataset_batches():
-    import keras
-
     x, y = np.random.default_rng(0).random((8, 6, 6, 1), dtype=np.float32), np.arange(8)
     flip = keras.layers.RandomFlip("horizontal", seed=0)
     (xb, yb), = list(data.array_batches(x, y, 8, augment=flip))
-    np.testing.assert_array_equal(yb.numpy(), y)
-    np.testing.assert_allclose(np.sort(xb.numpy().ravel()), np.sort(x.ravel()), rtol=1e-6)
+    np.testing.assert_array_equal(yb, y)
+    np.testing.assert_allclose(np.sort(xb.ravel()), np.sort(x.ravel()), rtol=1e-6)
+    assert not np.allclose(xb, x)
 
 
-# --- datasets with a train split only (lesson 04's tf_flowers) ------------------------------
+def test_batches_shuffle_by_their_seed_and_anew_each_epoch():
+    x, y = np.random.default_rng(1).random((40, 2, 2, 1), dtype=np.float32), np.arange(40)
 
-def spy_on_tfds_load(monkeypatch):
-    """Record the (name, split) of every tfds.load call and let the call through."""
-    asked, real = [], tfds.load
+    def orders(seed, epochs=3):
+        batches, seen = data.array_batches(x, y, 16, shuffle=True, seed=seed), []
+        for _ in range(epochs):
+            seen.append(np.concatenate([labels for _, labels in batches]))
+            batches.on_epoch_end()
+        return seen
 
-    def spy(name, split, **kwargs):
-        asked.append((name, split))
-        return real(name, split=split, **kwargs)
+    a, b, c = orders(0), orders(0), orders(1)
+    for epoch_a, epoch_b in zip(a, b):
+        np.testing.assert_array_equal(epoch_a, epoch_b)  # the same seed, the same orders
+    assert not np.array_equal(a[0], a[1]) and not np.array_equal(a[1], a[2])
+    assert not np.array_equal(a[0], c[0])
+    assert all(sorted(epoch) == list(range(40)) for epoch in a + c)
 
-    monkeypatch.setattr(tfds, "load", spy)
-    return asked
+
+def test_batches_refuse_what_cannot_be_batched():
+    x, y = np.ones((10, 2, 2, 1), "float32"), np.arange(10)
+    with pytest.raises(ValueError, match="as many examples; got 10 and 9"):
+        data.array_batches(x, y[:9])
+    for bad in (0, -3, 2.5, True, "32"):
+        with pytest.raises(ValueError, match="batch_size must be a positive int"):
+            data.array_batches(x, y, bad)
+    batches = data.array_batches(x, y, 4)
+    assert len(batches) == 3
+    with pytest.raises(IndexError):
+        batches[3]
 
 
-def test_tf_flowers_is_cut_from_its_one_train_split(monkeypatch, capsys):
+def test_fit_takes_batches_and_counts_their_iterations():
+    rng = np.random.default_rng(2)
+    x, y = rng.random((70, 4, 4, 1), dtype=np.float32), rng.integers(0, 3, 70)
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.fit(data.array_batches(x, y, 16, shuffle=True), epochs=2, verbose=0)
+    assert int(model.optimizer.iterations) == 2 * 5  # ceil(70 / 16) per epoch
+    shifted = augment.augment_dataset(data.array_batches(x, y, 16, drop_remainder=True),
+                                      keras.layers.RandomTranslation(0.5, 0.5, seed=0))
+    model.fit(shifted, epochs=1, verbose=0)
+    assert int(model.optimizer.iterations) == 10 + 4  # floor(70 / 16), on two worker threads
+    assert shifted.workers == 2 and shifted.augment is not None
+
+
+def test_augment_dataset_keeps_the_batches_order_and_labels():
+    x, y = np.random.default_rng(3).random((20, 5, 5, 1), dtype=np.float32), np.arange(20)
+    plain = data.array_batches(x, y, 8, shuffle=True, seed=7)
+    flip = keras.layers.RandomFlip("horizontal", seed=0)
+    flipped = augment.augment_dataset(plain, flip)
+    for (xa, ya), (xb, yb) in zip(plain, flipped):
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_allclose(xb.sum(axis=(1, 2, 3)), xa.sum(axis=(1, 2, 3)), rtol=1e-5)
+    with pytest.raises(TypeError, match="a tf.data.Dataset or a cnnkit.data.Batches"):
+        augment.augment_dataset((x, y), flip)
+
+
+def test_without_tensorflow_the_stand_in_says_what_is_missing(monkeypatch, capsys):
     monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
-    assert data.splits_of("tf_flowers") == ("train[:85%]", "train[85%:]")
-    asked = spy_on_tfds_load(monkeypatch)
-    with tfds.testing.mock_data(num_examples=40):
-        d = data.load("tf_flowers", image_size=24, train_size=30, test_size=10)
-        x, y = d.numpy("train")
-        xt, yt = d.numpy("test")
-    assert asked == [("tf_flowers", ["train[:85%]", "train[85%:]"])]
-    assert capsys.readouterr().out == ("cnnkit.data: tf_flowers from tensorflow-datasets "
-                                       "(prepared on this machine): 30 train / 10 test examples.\n")
-    assert x.shape == (30, 24, 24, 3) and xt.shape == (10, 24, 24, 3)
-    assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
-    assert d.class_names == ["dandelion", "daisy", "tulips", "sunflowers", "roses"]
-    assert set(np.unique(np.concatenate([y, yt]))) <= set(range(5)) and not d.offline
-
-
-def test_mnist_still_reads_its_own_train_and_test_splits(monkeypatch):
-    monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
-    assert data.splits_of("mnist") == ("train", "test") == data.DEFAULT_SPLITS
-    asked = spy_on_tfds_load(monkeypatch)
-    with tfds.testing.mock_data(num_examples=8):
-        data.load("mnist", verbose=False)
-    assert asked == [("mnist", ["train", "test"])]
-
-
-def test_photographs_of_different_sizes_need_an_image_size(monkeypatch):
-    monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
-    with tfds.testing.mock_data(num_examples=4):
-        with pytest.raises(ValueError, match=r"tf_flowers's images differ in size .* image_size="):
-            data.load("tf_flowers")
-
-
-def test_tf_flowers_has_no_stand_in_so_offline_it_raises(monkeypatch, tmp_path, capsys):
-    monkeypatch.setenv("CNNKIT_OFFLINE", "1")
-    with pytest.raises(ValueError, match="tf_flowers has no offline stand-in yet"):
+    monkeypatch.setattr(data, "tensorflow_available", lambda: False)
+    monkeypatch.setattr(data, "network_reachable", lambda: pytest.fail("no probe is needed"))
+    d = data.load("mnist", image_size=16, train_size=20, test_size=10)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [f"{OFFLINE_LINE} (tensorflow-datasets needs TensorFlow, which is not "
+                   "installed: pip install 'cnnkit[tensorflow]' for the online datasets); using "
+                   "scikit-learn's 1,797 handwritten digits (8x8 scans by 43 writers), resized "
+                   "to 16x16, 20 train / 10 test examples."]
+    assert d.offline and d.numpy("train")[0].shape == (20, 16, 16, 1)
+    with pytest.raises(RuntimeError, match=r"tf_flowers could not be loaded: tensorflow-datasets "
+                                           r"needs TensorFlow, which is not installed"):
         data.load("tf_flowers", image_size=32)
-    monkeypatch.delenv("CNNKIT_OFFLINE")
-    monkeypatch.setattr(data, "network_reachable", lambda: False)
-    with pytest.raises(RuntimeError, match="tf_flowers could not be loaded: no network"):
-        data.load("tf_flowers", image_size=32, data_dir=str(tmp_path))
-    assert "OFFLINE" not in capsys.readouterr().out  # no stand-in was swapped in
+
+
+def test_tf_data_batches_need_tensorflow(monkeypatch):
+    real = data.importlib.util.find_spec
+    monkeypatch.setattr(data.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tensorflow" else real(name, *a))
+    with pytest.raises(RuntimeError, match="tf.data needs TensorFlow, which is not installed: "
+                                           "use cnnkit.data.array_batches"):
+        data.tf_data_batches(np.ones((4, 2)), np.arange(4))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import keras
+import requires
 from cnnkit import segmentation as seg
 
 # Two rows of four pixels; worked by hand in test_class_iou_by_hand.
@@ -140,6 +141,7 @@ def fake_pets(n, height=48, width=40, seed=0):
         "label": rng.integers(0, 37, n)})
 
 
+@requires.tensorflow
 def test_load_uses_the_pets_prepared_on_this_machine(monkeypatch, capsys):
     monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
     calls = []
@@ -177,6 +179,8 @@ def test_pets_masks_are_resized_nearest_and_images_bilinear():
 
 def test_load_without_network_falls_back_and_says_why(monkeypatch, capsys):
     monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
+    # The fallback's logic, with or without TensorFlow: tensorflow-datasets is replaced below.
+    monkeypatch.setattr(seg.data, "tensorflow_available", lambda: True)
 
     def not_prepared(data_dir, download):
         raise AssertionError("a download must not be tried") if download else FileNotFoundError()
@@ -194,6 +198,8 @@ def test_load_without_network_falls_back_and_says_why(monkeypatch, capsys):
 
 def test_a_failed_download_falls_back_with_its_reason(monkeypatch, capsys):
     monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
+    # The fallback's logic, with or without TensorFlow: tensorflow-datasets is replaced below.
+    monkeypatch.setattr(seg.data, "tensorflow_available", lambda: True)
 
     def fails(data_dir, download):
         raise (ConnectionError("reset by peer") if download else FileNotFoundError())
@@ -218,3 +224,17 @@ def test_offline_switch_skips_tensorflow_datasets(monkeypatch, capsys):
     monkeypatch.setattr(seg, "shapes", lambda n, size, seed: asked.append(n) or (None, None))
     seg.load(16)
     assert asked == [seg.SHAPES_TRAIN, seg.SHAPES_TEST] == [2_000, 500]
+
+
+def test_without_tensorflow_the_shapes_say_what_is_missing(monkeypatch, capsys):
+    monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
+    monkeypatch.setattr(seg.data, "tensorflow_available", lambda: False)
+    monkeypatch.setattr(seg, "_pets_splits", lambda *a, **k: pytest.fail("tfds was called"))
+    monkeypatch.setattr(seg, "network_reachable", lambda: pytest.fail("no probe is needed"))
+    data = seg.load(16, train_size=3, test_size=2, seed=7)
+    out = capsys.readouterr().out
+    assert out.startswith("cnnkit.segmentation: OFFLINE, oxford_iiit_pet unavailable "
+                          "(tensorflow-datasets needs TensorFlow, which is not installed: pip "
+                          "install 'cnnkit[tensorflow]' for the online datasets); using "
+                          "generated shapes")
+    np.testing.assert_array_equal(data.y_train, seg.shapes(3, 16, seed=7)[1])

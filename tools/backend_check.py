@@ -82,8 +82,10 @@ def _outputs(model, x):
     return [keras.ops.convert_to_numpy(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
 
-def check(name, tmp):
-    """Forward, one compiled training step moving every weight, safe-mode round trip."""
+def check(name, tmp, jit_compile="auto"):
+    """Forward, one training step moving every weight, safe-mode round trip. jit_compile=False
+    runs the step eagerly: the same arithmetic without XLA's compile time, which on a CPU is
+    most of a large model's check."""
     info = cnnkit.model_info(name)
     size = SIZES.get(name, info.min_size)
     shape = (size, size, info.input_shape[2])
@@ -106,7 +108,7 @@ def check(name, tmp):
     else:  # feature maps or heatmaps: regress them onto zeros
         y, loss = [np.zeros_like(o) for o in outs], "mse"
     y = y[0] if isinstance(y, list) and len(y) == 1 else y
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss, jit_compile=jit_compile)
     before = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
     start = time.perf_counter()
     value = float(np.sum(model.train_on_batch(x, y)))
