@@ -1,5 +1,5 @@
-"""One model of every family on the backend Keras runs on: TensorFlow here, JAX and PyTorch in
-CI's environment without TensorFlow (.ci/run).
+"""One model of every family on JAX and on PyTorch, in CI's environment without TensorFlow
+(.ci/run); on TensorFlow tests/test_models.py checks every model.
 
 Each family's first registered model, at its minimum input size with 3 classes: a forward pass,
 a compiled training step that must move every trainable weight, and a `.keras` round trip in
@@ -64,8 +64,9 @@ def _family_test(name):
 
 
 # A class per family: pytest-xdist's loadscope sends each class to a worker of its own, where
-# one parametrized function would send all 27 models to one worker.
-for _name in FIRST_OF_EACH_FAMILY:
+# one parametrized function would send all 27 models to one worker. On TensorFlow, the suite's
+# default, tests/test_models.py already runs these checks (and more) on every model.
+for _name in FIRST_OF_EACH_FAMILY if keras.backend.backend() != "tensorflow" else []:
     _family = cnnkit.model_info(_name).family
     globals()[f"Test_{_family}_{_name}"] = type(
         f"Test_{_family}_{_name}", (), {"test_forward_training_step_and_round_trip": _family_test(_name)})
