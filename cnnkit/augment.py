@@ -374,7 +374,7 @@ def augment_dataset(ds, augmentation, num_parallel_calls=AUTOTUNE, prefetch=True
     that augments each batch as it is made, on two worker threads that Keras runs ahead of the
     training step (num_parallel_calls, when a number, sets how many).
     """
-    from cnnkit.data import Batches  # data imports this module's neighbours, not the reverse
+    from cnnkit.data import Batches  # cnnkit.data loads on first use, not with this module
 
     if isinstance(ds, Batches):
         workers = 2 if num_parallel_calls == AUTOTUNE else int(num_parallel_calls)

@@ -20,6 +20,7 @@ from keras import layers
 
 from cnnkit.blocks import BN_EPSILON, conv_bn
 from cnnkit.models.resnet import basic_block
+from cnnkit.training import batch_loss
 
 __all__ = ["cifar_resnet", "train_side_by_side", "SideBySide"]
 
@@ -119,9 +120,8 @@ def train_side_by_side(models, x, y, *, batch_size=32, epochs=1, seconds=None, s
         xb, yb = x[batch], y[batch]
         for name, model in models.items():
             t = time.perf_counter()
-            loss = model.train_on_batch(xb, yb)
+            losses[name].append(batch_loss(model, xb, yb))
             spent[name] += time.perf_counter() - t
-            losses[name].append(float(np.asarray(loss).reshape(-1)[0]))
         if seconds is not None and time.perf_counter() - start > seconds and step + 1 < planned:
             stopped = True
             break

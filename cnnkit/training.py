@@ -1,10 +1,24 @@
-"""Callbacks the lessons use to look inside `model.fit`: iterations counted, epochs timed."""
+"""Callbacks the lessons use to look inside `model.fit` (iterations counted, epochs timed), and
+one training step that returns its own batch's loss."""
 
 import time
 
 import keras
+import numpy as np
 
-__all__ = ["BatchCounter", "EpochTimer", "TimeLimit"]
+__all__ = ["BatchCounter", "EpochTimer", "TimeLimit", "batch_loss"]
+
+
+def batch_loss(model, x, y) -> float:
+    """One iteration, `model.train_on_batch(x, y)`, and the loss of this batch alone.
+
+    Keras keeps the loss as a running mean over the batches since its metrics were last reset.
+    Keras 3.15 resets them in every `train_on_batch` call; Keras 3.13 (Colab's in 2026) does
+    not, and returns the mean over every batch so far. Resetting first gives this batch's loss
+    on both.
+    """
+    model.reset_metrics()
+    return float(np.asarray(model.train_on_batch(x, y)).reshape(-1)[0])
 
 
 class BatchCounter(keras.callbacks.Callback):

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 tfds = pytest.importorskip("tensorflow_datasets", reason="the online path needs tensorflow-datasets")
+# tfds.testing is a submodule that tensorflow-datasets before 4.9.10 does not import by itself.
+pytest.importorskip("tensorflow_datasets.testing")
 
 from cnnkit import data  # noqa: E402
 

@@ -64,6 +64,9 @@ class Recorder:
     def __init__(self, loss=1.0, sleep=0.0):
         self.batches, self.loss, self.sleep = [], loss, sleep
 
+    def reset_metrics(self):  # cnnkit.training.batch_loss resets before every step
+        self.resets = getattr(self, "resets", 0) + 1
+
     def train_on_batch(self, x, y):
         import time
 

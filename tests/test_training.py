@@ -1,0 +1,39 @@
+"""cnnkit.training: a step's own loss on every Keras 3, and the callbacks that count and time."""
+
+import keras
+import numpy as np
+
+from cnnkit.training import BatchCounter, batch_loss
+
+
+def small_model():
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, activation="softmax")])
+    # A zero learning rate keeps the weights, so every batch's loss can be computed afterwards.
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def own_loss(model, x, y):
+    probabilities = keras.ops.convert_to_numpy(model(x))
+    return float(-np.mean(np.log(probabilities[np.arange(len(y)), y])))
+
+
+def test_batch_loss_is_the_loss_of_that_batch_alone():
+    rng = np.random.default_rng(0)
+    model = small_model()
+    batches = [(rng.normal(size=(8, 6)).astype("float32") * scale, rng.integers(0, 4, 8))
+               for scale in (0.1, 5.0, 1.0)]  # very different losses, so a running mean shows
+    losses = [batch_loss(model, x, y) for x, y in batches]
+    expected = [own_loss(model, x, y) for x, y in batches]
+    np.testing.assert_allclose(losses, expected, rtol=1e-5)
+    assert len(set(np.round(expected, 4))) == 3
+    assert int(model.optimizer.iterations) == 3  # each call is one optimizer step
+
+
+def test_batch_counter_counts_the_partial_batch():
+    rng = np.random.default_rng(1)
+    model = small_model()
+    counter = BatchCounter()
+    model.fit(rng.normal(size=(70, 6)), rng.integers(0, 4, 70), batch_size=16, epochs=2,
+              callbacks=[counter], verbose=0)
+    assert counter.per_epoch == [5, 5] and counter.total == 10
