@@ -22,13 +22,27 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 
 from cnnkit import data
 from cnnkit.data import OFFLINE_VAR, PROBE_HOST, network_reachable, offline_forced
 
 __all__ = ["SegmentationData", "load", "load_pets", "shapes", "confusion", "class_iou",
-           "mean_iou", "PET_CLASSES", "SHAPE_CLASSES"]
+           "mean_iou", "pixel_crossentropy", "PET_CLASSES", "SHAPE_CLASSES"]
+
+
+@keras.saving.register_keras_serializable(package="cnnkit")
+def pixel_crossentropy(y_true, y_pred):
+    """Cross-entropy of every pixel's class probabilities against its label: Keras's sparse
+    categorical cross-entropy on (pixels, classes), the same mean as on (batch, h, w, classes).
+
+    Flattened because PyTorch's backward pass of the per-pixel form fails in Keras 3.15
+    ("grad_input must be contiguous"); the flat form runs on every backend.
+    """
+    classes = keras.ops.shape(y_pred)[-1]
+    return keras.losses.sparse_categorical_crossentropy(keras.ops.reshape(y_true, (-1,)),
+                                                        keras.ops.reshape(y_pred, (-1, classes)))
 
 # The trimap's values 1, 2, 3 become the labels 0, 1, 2.
 PET_CLASSES = ("pet", "background", "border")

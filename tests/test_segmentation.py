@@ -238,3 +238,15 @@ def test_without_tensorflow_the_shapes_say_what_is_missing(monkeypatch, capsys):
                           "install 'cnnkit[tensorflow]' for the online datasets); using "
                           "generated shapes")
     np.testing.assert_array_equal(data.y_train, seg.shapes(3, 16, seed=7)[1])
+
+
+def test_pixel_crossentropy_is_keras_sparse_crossentropy_over_every_pixel():
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(2, 5, 3, 4)).astype("float32")
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    labels = rng.integers(0, 4, (2, 5, 3))
+    flat = keras.ops.convert_to_numpy(seg.pixel_crossentropy(labels, probabilities))
+    assert flat.shape == (30,)
+    by_hand = -np.log(np.take_along_axis(probabilities, labels[..., None], -1))[..., 0]
+    np.testing.assert_allclose(flat, by_hand.reshape(-1), rtol=1e-5)
+    assert keras.saving.get_registered_object("cnnkit>pixel_crossentropy") is seg.pixel_crossentropy
