@@ -17,10 +17,6 @@ import sys as _sys
 # TensorFlow prints C++ INFO and WARNING lines at import; they drown a lesson's own output.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# The Python module each Keras backend needs.
-BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-
-
 def _keras_default_backend() -> str:
     """The backend Keras picks without KERAS_BACKEND: keras.json's, else TensorFlow."""
     import json
@@ -38,10 +34,11 @@ def _choose_backend():
     if "keras" in _sys.modules or "KERAS_BACKEND" in _os.environ:
         return
     wanted = _keras_default_backend()
-    if _importlib.util.find_spec(BACKEND_MODULES.get(wanted, wanted)) is not None:
+    # Each backend's Python module has the backend's own name.
+    if _importlib.util.find_spec(wanted) is not None:
         return
     for backend in ("jax", "torch"):
-        if _importlib.util.find_spec(BACKEND_MODULES[backend]) is not None:
+        if _importlib.util.find_spec(backend) is not None:
             _os.environ["KERAS_BACKEND"] = backend
             print(f"cnnkit: {wanted} is not installed, so Keras runs on {backend} "
                   "(set KERAS_BACKEND to choose).")
