@@ -29,3 +29,19 @@ if IPyNbCell is not None:
         return _compare_outputs(self, _without_stderr(test), _without_stderr(ref), skip_compare)
 
     IPyNbCell.compare_outputs = _compare_outputs_without_stderr
+
+
+# The longest scopes (what pytest-xdist's loadscope sends to one worker) start first, so that
+# none of them is left running alone on one core at the end while the other core idles. Measured
+# in the smoke profile on 2 cores: nbgrader's course 226 s, the ported weights about 120 s
+# (TensorFlow); lessons 12, 07 and 06 60-120 s each on JAX.
+LONGEST_FIRST = ("tests/test_nbgrader.py", "tests/test_weights.py",
+                 "notebooks/12_", "notebooks/07_", "notebooks/06_")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        return next((i for i, prefix in enumerate(LONGEST_FIRST)
+                     if item.nodeid.startswith(prefix)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: every scope keeps its own order and stays in one piece
