@@ -20,7 +20,7 @@ from keras import layers
 
 from cnnkit.blocks import BN_EPSILON, conv_bn
 from cnnkit.models.resnet import basic_block
-from cnnkit.training import batch_loss
+from cnnkit.training import batch_loss, progress_bar
 
 __all__ = ["cifar_resnet", "train_side_by_side", "SideBySide"]
 
@@ -113,6 +113,7 @@ def train_side_by_side(models, x, y, *, batch_size=32, epochs=1, seconds=None, s
     spent = {name: 0.0 for name in models}
     start = time.perf_counter()
     stopped = False
+    bar = progress_bar(planned, latest=[f"{name} loss" for name in models])
     for step in range(planned):
         if step % steps_per_epoch == 0:
             order = rng.permutation(n)
@@ -122,8 +123,11 @@ def train_side_by_side(models, x, y, *, batch_size=32, epochs=1, seconds=None, s
             t = time.perf_counter()
             losses[name].append(batch_loss(model, xb, yb))
             spent[name] += time.perf_counter() - t
-        if seconds is not None and time.perf_counter() - start > seconds and step + 1 < planned:
-            stopped = True
+        stopped = (seconds is not None and time.perf_counter() - start > seconds
+                   and step + 1 < planned)
+        bar.update(step + 1, [(f"{name} loss", losses[name][-1]) for name in models],
+                   finalize=stopped or step + 1 == planned)
+        if stopped:
             break
     return SideBySide(losses=losses, steps_per_epoch=steps_per_epoch, planned_steps=planned,
                       seconds=time.perf_counter() - start, stopped_early=stopped,

@@ -1,12 +1,34 @@
-"""Callbacks the lessons use to look inside `model.fit` (iterations counted, epochs timed), and
-one training step that returns its own batch's loss."""
+"""Callbacks the lessons use to look inside `model.fit` (iterations counted, epochs timed), one
+training step that returns its own batch's loss, and the progress every long loop shows."""
 
+import os
 import time
 
 import keras
 import numpy as np
 
-__all__ = ["BatchCounter", "EpochTimer", "TimeLimit", "batch_loss"]
+__all__ = ["BatchCounter", "EpochTimer", "TimeLimit", "batch_loss", "progress", "progress_bar"]
+
+PROGRESS_ENV = "CNNKIT_PROGRESS"
+
+
+def progress() -> int:
+    """The `verbose` a lesson gives `fit`: 1, Keras's live bar, for a learner at the notebook;
+    2, one line per epoch, where a tool runs the notebook and keeps its outputs
+    (tools/refresh_notebooks.py and CI set CNNKIT_PROGRESS=lines), since every redraw of a
+    bar is stored as text."""
+    value = os.environ.get(PROGRESS_ENV, "bar").strip().lower()
+    if value not in ("bar", "lines"):
+        raise ValueError(f"{PROGRESS_ENV}={value!r}: use 'bar' (the default) or 'lines'.")
+    return 2 if value == "lines" else 1
+
+
+def progress_bar(target: int, unit: str = "step", latest=()) -> keras.utils.Progbar:
+    """A `keras.utils.Progbar` for a lesson's own loop of `target` steps: live for a learner;
+    where outputs are kept, only its final line, `target/target` with the time taken. The
+    values named in `latest` show their last value (else a Progbar may show their mean)."""
+    return keras.utils.Progbar(target, verbose=progress(), unit_name=unit,
+                               stateful_metrics=list(latest))
 
 
 def batch_loss(model, x, y) -> float:

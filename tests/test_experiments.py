@@ -155,3 +155,24 @@ def test_bad_arguments_are_refused(kwargs, message):
     models = args.pop("models")
     with pytest.raises(ValueError, match=message):
         train_side_by_side(models, **args)
+
+
+def test_progress_ends_in_one_line_with_every_model_s_last_loss(monkeypatch, capsys):
+    monkeypatch.setenv("CNNKIT_PROGRESS", "lines")  # as tools/refresh_notebooks.py runs lessons
+    x, y = tagged_data()
+    run = train_side_by_side({"a": Recorder(), "b": Recorder(loss=2.0)}, x, y, batch_size=8,
+                             epochs=2)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].split()[:2] == [f"{run.steps}/{run.planned_steps}", "-"]
+    # The 12th step's losses: 0.9^12 for a, 2 * 0.9^12 for b (not a mean over the steps).
+    assert f"a loss: {0.9 ** 12:.4f} - b loss: {2 * 0.9 ** 12:.4f}" in lines[0]
+
+
+def test_progress_stops_where_the_time_budget_stops(monkeypatch, capsys):
+    monkeypatch.setenv("CNNKIT_PROGRESS", "lines")
+    x, y = tagged_data()
+    run = train_side_by_side({"a": Recorder(sleep=0.02)}, x, y, batch_size=5, epochs=100,
+                             seconds=0.1)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert run.stopped_early and len(lines) == 1
+    assert lines[0].split()[:2] == [f"{run.steps}/1000", "-"]

@@ -1,6 +1,7 @@
 """cnnkit.training: a step's own loss on every Keras 3, and the callbacks that count and time."""
 
 import keras
+import pytest
 import numpy as np
 
 from cnnkit.training import BatchCounter, batch_loss
@@ -37,3 +38,29 @@ def test_batch_counter_counts_the_partial_batch():
     model.fit(rng.normal(size=(70, 6)), rng.integers(0, 4, 70), batch_size=16, epochs=2,
               callbacks=[counter], verbose=0)
     assert counter.per_epoch == [5, 5] and counter.total == 10
+
+
+def test_progress_is_the_live_bar_unless_outputs_are_kept(monkeypatch):
+    from cnnkit.training import progress, progress_bar
+
+    monkeypatch.delenv("CNNKIT_PROGRESS", raising=False)
+    assert progress() == 1 and progress_bar(5).verbose == 1
+    monkeypatch.setenv("CNNKIT_PROGRESS", " Lines ")
+    assert progress() == 2 and progress_bar(5, unit="optimizer").verbose == 2
+    monkeypatch.setenv("CNNKIT_PROGRESS", "quiet")
+    with pytest.raises(ValueError, match="'bar'.*'lines'"):
+        progress()
+
+
+def test_fit_with_progress_prints_one_line_per_epoch(monkeypatch, capsys):
+    from cnnkit.training import progress
+
+    monkeypatch.setenv("CNNKIT_PROGRESS", "lines")
+    rng = np.random.default_rng(1)
+    model = small_model()
+    model.fit(rng.normal(size=(20, 6)), rng.integers(0, 4, 20), batch_size=8, epochs=3,
+              verbose=progress())
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [line for line in lines if line.startswith("Epoch")] == ["Epoch 1/3", "Epoch 2/3",
+                                                                  "Epoch 3/3"]
+    assert sum(line.split()[:2] == ["3/3", "-"] for line in lines) == 3  # ceil(20 / 8) steps
