@@ -3,7 +3,8 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_images", "plot_history", "plot_iteration_losses"]
+__all__ = ["plot_images", "plot_history", "plot_iteration_losses", "block_model",
+           "draw_model", "graphviz_missing", "layer_graph"]
 
 
 def plot_images(images, labels=None, class_names=None, n=12, columns=12):
@@ -62,3 +63,80 @@ def plot_iteration_losses(losses, iterations_per_epoch, title=None):
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def block_model(block, input_shape, *args, title=None, **kwargs):
+    """A one-block `keras.Model`: `block(inputs, *args, **kwargs)` on an input of `input_shape`
+    (a list of shapes for a block with several inputs), with the very layers and layer names the
+    full network uses. The model is named `title`, else the block's `name` argument."""
+    import keras
+
+    shapes = input_shape if isinstance(input_shape, list) else [input_shape]
+    inputs = [keras.Input(shape, name=f"input_{i}" if len(shapes) > 1 else "input")
+              for i, shape in enumerate(shapes)]
+    outputs = block(*inputs, *args, **kwargs)
+    return keras.Model(inputs if len(inputs) > 1 else inputs[0], outputs,
+                       name=title or kwargs.get("name") or block.__name__)
+
+
+def graphviz_missing() -> str | None:
+    """Why `keras.utils.plot_model` cannot draw here, or None when pydot and Graphviz are both
+    installed."""
+    try:
+        import pydot
+    except ImportError:
+        return "pydot is not installed (pip install pydot)"
+    try:
+        pydot.Dot.create(pydot.Dot())  # runs Graphviz's `dot` program
+    except OSError:  # pydot's "dot" not found in path (a FileNotFoundError)
+        return ("Graphviz's dot program is not installed (apt install graphviz, brew install "
+                "graphviz or conda install graphviz)")
+    return None
+
+
+def layer_graph(model) -> str:
+    """Every layer of `model` with its kind, output shape, parameters and the layers it reads
+    from, one per line in graph order: the diagram as text."""
+    from cnnkit.analysis import _nodes, format_table, layer_params
+    from typing import NamedTuple
+
+    class Row(NamedTuple):
+        layer: str
+        kind: str
+        output_shape: tuple
+        params: int
+        inputs: str
+
+    made_by = {id(t): t.name for t in model.inputs}
+    rows = []
+    for layer, node in _nodes(model):
+        sources = ", ".join(made_by.get(id(t), "?") for t in node.input_tensors)
+        for t in node.output_tensors:
+            made_by[id(t)] = layer.name
+        rows.append(Row(layer.name, type(layer).__name__, tuple(node.output_tensors[0].shape[1:]),
+                        layer_params(layer), sources))
+    return format_table(rows)
+
+
+def draw_model(model, *, dpi=64, rankdir="TB"):
+    """`keras.utils.plot_model` with every layer's output shape, as an image a notebook shows;
+    rankdir="LR" lays a long chain out left to right.
+    Where pydot or Graphviz is missing, one printed line says so and `layer_graph`'s table
+    stands in (returns None)."""
+    import os
+    import tempfile
+
+    import keras
+
+    missing = graphviz_missing()
+    if missing:
+        print(f"No diagram: {missing}. The same graph as a table:")
+        print(layer_graph(model))
+        return None
+    from IPython.display import Image
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, f"{model.name}.png")
+        keras.utils.plot_model(model, to_file=path, show_shapes=True, show_layer_names=True,
+                               dpi=dpi, rankdir=rankdir)
+        return Image(filename=path)  # reads the file now, before the folder goes
