@@ -65,7 +65,7 @@ def plot_iteration_losses(losses, iterations_per_epoch, title=None):
     return fig
 
 
-def block_model(block, input_shape, *args, title=None, **kwargs):
+def block_model(block, input_shape, /, *args, title=None, **kwargs):
     """A one-block `keras.Model`: `block(inputs, *args, **kwargs)` on an input of `input_shape`
     (a list of shapes for a block with several inputs), with the very layers and layer names the
     full network uses. The model is named `title`, else the block's `name` argument."""

@@ -98,3 +98,14 @@ def test_block_model_takes_several_inputs_and_a_title():
     assert block.count_params() == 1024 * 256 + 256
     rows = {line.split()[0]: line for line in plots.layer_graph(block).splitlines()[1:]}
     assert rows["P4_merge"].endswith("P4_upsample, P4_lateral")
+
+
+def test_block_model_passes_a_block_argument_named_block():
+    from cnnkit.models.vgg import vgg_block
+
+    # vgg_block(x, filters, convs, *, block): VGG-16's third block, 3 convolutions of 256.
+    model = plots.block_model(vgg_block, (56, 56, 128), 256, 3, block=3, title="vgg16_block3")
+    assert [layer.name for layer in model.layers[1:]] == [
+        "block3_conv1", "block3_conv2", "block3_conv3", "block3_pool"]
+    assert tuple(model.output.shape) == (None, 28, 28, 256)
+    assert model.count_params() == (9 * 128 * 256 + 256) + 2 * (9 * 256 * 256 + 256)
