@@ -6,7 +6,10 @@
   output comparison; the notebooks also store no stderr (tools/refresh_notebooks.py drops it).
 """
 
+import json
 import os
+
+import pytest
 
 os.environ.setdefault("CNNKIT_PROFILE", "smoke")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -45,3 +48,25 @@ def pytest_collection_modifyitems(config, items):
                      if item.nodeid.startswith(prefix)), len(LONGEST_FIRST))
 
     items.sort(key=rank)  # stable: every scope keeps its own order and stays in one piece
+
+
+# CNNKIT_REPORT=FILE: every notebook cell nbval runs is appended to FILE as a line of JSON, with
+# its outcome, seconds and what it printed; tools/gpu_course.py reads it for its report (the
+# figures a lesson asserts are what its cells with an `assert` print).
+REPORT_ENV = "CNNKIT_REPORT"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    path = os.environ.get(REPORT_ENV)
+    if not path or IPyNbCell is None or not isinstance(item, IPyNbCell) or call.when != "call":
+        return
+    report = outcome.get_result()
+    printed = "".join(o.get("text", "") for o in (item.test_outputs or [])
+                      if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    line = {"notebook": item.fspath.relto(item.config.rootdir), "cell": item.cell_num,
+            "asserts": "assert " in item.cell.source, "outcome": report.outcome,
+            "seconds": round(report.duration, 3), "stdout": printed[-4000:]}
+    with open(path, "a", encoding="utf-8") as report_file:  # one write per line: workers append
+        report_file.write(json.dumps(line) + "\n")
