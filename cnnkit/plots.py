@@ -133,10 +133,22 @@ def draw_model(model, *, dpi=64, rankdir="TB"):
         print(f"No diagram: {missing}. The same graph as a table:")
         print(layer_graph(model))
         return None
-    from IPython.display import Image
-
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, f"{model.name}.png")
         keras.utils.plot_model(model, to_file=path, show_shapes=True, show_layer_names=True,
                                dpi=dpi, rankdir=rankdir)
-        return Image(filename=path)  # reads the file now, before the folder goes
+        with open(path, "rb") as png:
+            return Diagram(png.read(), model.name)
+
+
+class Diagram:
+    """A PNG image that a notebook shows as the value of a cell (its `_repr_png_`)."""
+
+    def __init__(self, data: bytes, name: str):
+        self.data, self.name = data, name
+
+    def _repr_png_(self) -> bytes:
+        return self.data
+
+    def __repr__(self) -> str:  # what shows where an image cannot
+        return f"<diagram of {self.name}: PNG, {len(self.data):,} bytes>"

@@ -82,9 +82,10 @@ def test_without_graphviz_one_line_says_why_and_the_table_stands_in(monkeypatch,
                     reason="Graphviz's dot is not installed here: the fallback test covers it")
 def test_with_graphviz_the_diagram_is_a_png_wider_than_tall():
     image = plots.draw_model(_inception_block())  # four branches side by side
-    assert image.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert image._repr_png_() is image.data and image.data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", image.data[16:24])
     assert width > 2 * height
+    assert repr(image) == f"<diagram of inception_3a: PNG, {len(image.data):,} bytes>"
 
 
 def test_block_model_takes_several_inputs_and_a_title():
