@@ -45,6 +45,7 @@ def _strip_markdown(source: str) -> str:
 def make_exercise(solution: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The exercise notebook for one solution notebook."""
     exercise = copy.deepcopy(solution)
+    exercise.metadata.pop("cnnkit", None)  # how the solution was run: an exercise never was
     for cell in exercise.cells:
         for begin, end in ((BEGIN, END), (BEGIN_HIDDEN, END_HIDDEN)):
             if cell.source.count(begin) != cell.source.count(end):
