@@ -92,18 +92,48 @@ def test_the_setup_cell_never_upgrades_keras_or_tensorflow_and_runs_without_tens
     compile(cell, "setup", "exec")
 
 
-@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_notebook_stores_only_checked_outputs_and_no_stderr(path):
-    assert path.stat().st_size < 1_000_000
-    for cell in cells(path):
-        if cell["cell_type"] != "code":
-            continue
-        outputs = cell.get("outputs", [])
+STORED = NOTEBOOKS + sorted((ROOT / "solutions").glob("*.ipynb"))  # stored executed
+EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))  # stored as a learner gets them
+# Each stored notebook, and all of them together, must stay quick to clone and to preview.
+MAX_NOTEBOOK_BYTES, MAX_STORED_BYTES = 1_500_000, 15_000_000
+
+
+def draws(path):
+    """Whether a notebook makes a figure: matplotlib, or one of cnnkit.plots' plot_ functions."""
+    return any(re.search(r"\bplt\.|\bplot_\w+\(", source(c))
+               for c in cells(path) if c["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("path", STORED, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_notebook_is_stored_executed_in_the_cpu_profile_with_its_figures(path):
+    """tools/refresh_notebooks.py ran every cell in order, kept the outputs but stderr, and
+    recorded how; a notebook that draws shows its figures."""
+    notebook = json.loads(path.read_text())
+    assert path.stat().st_size <= MAX_NOTEBOOK_BYTES
+    assert notebook["metadata"]["cnnkit"]["profile"] == "cpu"
+    code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
+    assert [c["execution_count"] for c in code] == list(range(1, len(code) + 1))
+    for cell in code:
         # nbval's cell tag marks a checked cell; a comment in the code would be read by learners.
         assert "NBVAL_" not in source(cell), f"use nbval's cell tag: {source(cell)[:60]}"
-        if "nbval-check-output" not in cell["metadata"].get("tags", []):
-            assert outputs == [], f"stored output in an unchecked cell: {source(cell)[:60]}"
-        assert all(o.get("name") != "stderr" and o["output_type"] != "error" for o in outputs)
+        assert all(o.get("name") != "stderr" and o["output_type"] != "error"
+                   for o in cell["outputs"]), source(cell)[:60]
+    images = sum("image/png" in o.get("data", {}) for c in code for o in c["outputs"])
+    assert images >= 1 if draws(path) else True, "a notebook that draws stores its figures"
+
+
+def test_stored_notebooks_together_stay_small():
+    assert sum(p.stat().st_size for p in STORED + EXERCISES) <= MAX_STORED_BYTES
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.stem)
+def test_exercise_is_stored_without_outputs(path):
+    notebook = json.loads(path.read_text())
+    assert "cnnkit" not in notebook["metadata"]
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+            assert "NBVAL_" not in source(cell)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS + sorted((ROOT / "solutions").glob("*.ipynb")),
