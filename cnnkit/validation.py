@@ -122,20 +122,27 @@ def check_args(name, *, include_top=True, weights=None, input_tensor=None, input
     return Args(input_shape=shape, classes=int(classes))
 
 
-def check_multiple(name, input_shape, multiple, why):
-    """Refuse a known height or width that is not a multiple of `multiple`, saying `why`.
+def check_multiple(name, input_shape, multiple, why, *, offset=0, smallest=None, hint=""):
+    """Refuse a known height or width that is not `multiple`·k + `offset` pixels (at least
+    `smallest`), saying `why` and naming the nearest sizes that would do; `hint` ends the message.
 
     Dense-prediction networks add upsampled coarse maps to finer ones, which line up only when
-    every stride divides the image. The message names the nearest sizes that would.
+    every stride divides the image (offset 0); an unpadded U-Net loses a fixed border on top
+    (offset 12).
     """
+    smallest = multiple if smallest is None else smallest
+    first = offset - (offset - smallest) // multiple * multiple  # the least size that fits
     height, width = input_shape[:2]
     for dim in (height, width):
-        if dim is not None and dim % multiple:
-            down, up = dim // multiple * multiple, -(-dim // multiple) * multiple
-            sizes = f"{down} or {up}" if down >= multiple else f"{up}"
-            raise ValueError(
-                f"{name} needs a height and width divisible by {multiple} ({why}); got "
-                f"{height}x{width}. Resize or pad the images, e.g. {dim} to {sizes}.")
+        if dim is None or (dim >= smallest and (dim - offset) % multiple == 0):
+            continue
+        low = (dim - offset) // multiple * multiple + offset
+        sizes = " or ".join(str(s) for s in (low, low + multiple) if s >= first) or str(first)
+        rule = (f"divisible by {multiple}" if offset == 0 else
+                f"of {multiple}k + {offset} pixels, at least {smallest}")
+        raise ValueError(
+            f"{name} needs a height and width {rule} ({why}); got {height}x{width}. Resize or "
+            f"pad the images, e.g. {dim} to {sizes}." + (f" {hint}" if hint else ""))
 
 
 def model_inputs(input_tensor, input_shape):

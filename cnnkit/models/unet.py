@@ -36,7 +36,7 @@ import keras
 from keras import layers
 
 from cnnkit.registry import register
-from cnnkit.validation import check_args, load_weights, model_inputs
+from cnnkit.validation import check_args, check_multiple, load_weights, model_inputs
 
 __all__ = ["unet", "unet_plusplus", "conv_block", "up_conv", "UNET_FILTERS",
            "UNET_PLUSPLUS_FILTERS"]
@@ -68,30 +68,16 @@ def up_conv(x, filters, *, name):
                                   name=f"{name}_upconv")(x)
 
 
-def _nearest(size, step, offset, smallest):
-    low = (size - offset) // step * step + offset
-    candidates = [s for s in (low, low + step) if s >= smallest] or [smallest]
-    return " or ".join(str(s) for s in candidates)
-
-
 def _check_size(name, shape, padding):
     """Unpadded U-Net needs 16k + 12 pixels (every map even before each of the 4 poolings, at
     least 188); a padded one needs a multiple of 16."""
-    step, offset, smallest = (16, 12, VALID_MIN) if padding == "valid" else (16, 0, 16)
-    for dim in shape[:2]:
-        if dim is None or (dim >= smallest and (dim - offset) % step == 0):
-            continue
-        if padding == "valid":
-            raise ValueError(
-                f"{name} with padding='valid' (the paper's) needs a height and width of 16k + 12 "
-                f"pixels, at least {VALID_MIN} (188, 204, ..., 556, 572, ...), so that every map "
-                f"is even before each 2x2 pooling; got {shape[0]}x{shape[1]}. The nearest valid "
-                f"size is {_nearest(dim, step, offset, smallest)} (the output is 184 pixels "
-                "smaller). Or use padding='same' with any size divisible by 16.")
-        raise ValueError(
-            f"{name} needs a height and width divisible by 16 (four 2x2 poolings) with "
-            f"padding='same'; got {shape[0]}x{shape[1]}. Resize or pad the images to "
-            f"{_nearest(dim, step, offset, smallest)}.")
+    if padding == "valid":
+        check_multiple(f"{name} with padding='valid' (the paper's)", shape, 16,
+                       "every map even before each 2x2 pooling; the output is 184 pixels "
+                       "smaller", offset=12, smallest=VALID_MIN,
+                       hint="Or use padding='same' with any size divisible by 16.")
+    else:
+        check_multiple(name, shape, 16, "four 2x2 poolings, with padding='same'")
 
 
 def _widths(first):
