@@ -89,6 +89,7 @@ Small, Table 2:
 
 import functools
 import numbers
+from typing import NamedTuple
 
 import keras
 from keras import layers
@@ -99,7 +100,7 @@ from cnnkit.registry import register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3", "depthwise_separable",
-           "V1_LAYERS", "V2_SEQUENCES", "V3_LARGE", "V3_SMALL"]
+           "V1_LAYERS", "V2_SEQUENCES", "Bneck", "V3_LARGE", "V3_SMALL"]
 
 # keras.applications' BatchNorm epsilon in every MobileNet, kept so its weights port exactly.
 KERAS_EPSILON = 1e-3
@@ -113,18 +114,52 @@ V1_LAYERS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), *[(512, 
 V2_SEQUENCES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                 (6, 160, 3, 2), (6, 320, 1, 1))
 
-# v3, Tables 1 and 2, one row per bneck: kernel, expansion size, output channels, squeeze-excite,
-# activation ("RE" ReLU, "HS" h-swish), stride. The stem is a 3x3/2 conv to 16 channels, h-swish.
+
+
+class Bneck(NamedTuple):
+    """One row of v3's Tables 1 and 2: a bneck, the paper's inverted residual."""
+
+    kernel: int  # "bneck, k x k": the depthwise kernel
+    exp_size: int  # "exp size": the width the 1x1 expands to
+    out: int  # "#out": the output channels
+    se: bool  # "SE": squeeze-and-excite after the depthwise convolution
+    nl: str  # "NL": the nonlinearity, RE (ReLU) or HS (h-swish)
+    stride: int  # "s": the depthwise convolution's stride
+
+
+# v3, Tables 1 and 2, one Bneck per row. The stem is a 3x3/2 conv to 16 channels, h-swish.
 RE, HS = "relu", "hard_swish"
-V3_LARGE = ((3, 16, 16, False, RE, 1), (3, 64, 24, False, RE, 2), (3, 72, 24, False, RE, 1),
-            (5, 72, 40, True, RE, 2), (5, 120, 40, True, RE, 1), (5, 120, 40, True, RE, 1),
-            (3, 240, 80, False, HS, 2), (3, 200, 80, False, HS, 1), (3, 184, 80, False, HS, 1),
-            (3, 184, 80, False, HS, 1), (3, 480, 112, True, HS, 1), (3, 672, 112, True, HS, 1),
-            (5, 672, 160, True, HS, 2), (5, 960, 160, True, HS, 1), (5, 960, 160, True, HS, 1))
-V3_SMALL = ((3, 16, 16, True, RE, 2), (3, 72, 24, False, RE, 2), (3, 88, 24, False, RE, 1),
-            (5, 96, 40, True, HS, 2), (5, 240, 40, True, HS, 1), (5, 240, 40, True, HS, 1),
-            (5, 120, 48, True, HS, 1), (5, 144, 48, True, HS, 1), (5, 288, 96, True, HS, 2),
-            (5, 576, 96, True, HS, 1), (5, 576, 96, True, HS, 1))
+#                 k  exp  out  SE     NL  s
+V3_LARGE = (
+    Bneck(3,  16,  16, False, RE, 1),
+    Bneck(3,  64,  24, False, RE, 2),
+    Bneck(3,  72,  24, False, RE, 1),
+    Bneck(5,  72,  40, True,  RE, 2),
+    Bneck(5, 120,  40, True,  RE, 1),
+    Bneck(5, 120,  40, True,  RE, 1),
+    Bneck(3, 240,  80, False, HS, 2),
+    Bneck(3, 200,  80, False, HS, 1),
+    Bneck(3, 184,  80, False, HS, 1),
+    Bneck(3, 184,  80, False, HS, 1),
+    Bneck(3, 480, 112, True,  HS, 1),
+    Bneck(3, 672, 112, True,  HS, 1),
+    Bneck(5, 672, 160, True,  HS, 2),
+    Bneck(5, 960, 160, True,  HS, 1),
+    Bneck(5, 960, 160, True,  HS, 1),
+)
+V3_SMALL = (
+    Bneck(3,  16,  16, True,  RE, 2),
+    Bneck(3,  72,  24, False, RE, 2),
+    Bneck(3,  88,  24, False, RE, 1),
+    Bneck(5,  96,  40, True,  HS, 2),
+    Bneck(5, 240,  40, True,  HS, 1),
+    Bneck(5, 240,  40, True,  HS, 1),
+    Bneck(5, 120,  48, True,  HS, 1),
+    Bneck(5, 144,  48, True,  HS, 1),
+    Bneck(5, 288,  96, True,  HS, 2),
+    Bneck(5, 576,  96, True,  HS, 1),
+    Bneck(5, 576,  96, True,  HS, 1),
+)
 V3 = {"mobilenet_v3_large": dict(rows=V3_LARGE, head=1280, params=5_483_032),
       "mobilenet_v3_small": dict(rows=V3_SMALL, head=1024, params=2_542_856)}
 
@@ -260,16 +295,16 @@ def mobilenet_v3(size, include_top=True, weights=None, input_tensor=None, input_
     inputs, x = model_inputs(input_tensor, args.input_shape)
     x = conv_bn(x, 16, 3, strides=2, name="conv1", activation=HS, epsilon=KERAS_EPSILON)
     paper_in = 16
-    for block, (kernel, expanded, out, se, activation, stride) in enumerate(spec["rows"]):
+    for block, row in enumerate(spec["rows"]):
         # The paper's ratio expansion/input applied to the actual (alpha-scaled) input width.
-        ratio = expanded / paper_in
+        ratio = row.exp_size / paper_in
         width = make_divisible(x.shape[-1] * ratio)
-        x = inverted_residual(x, make_divisible(out * alpha), expansion=ratio,
-                              kernel_size=kernel, strides=stride, activation=activation,
-                              se_reduced=make_divisible(width / 4) if se else None,
+        x = inverted_residual(x, make_divisible(row.out * alpha), expansion=ratio,
+                              kernel_size=row.kernel, strides=row.stride, activation=row.nl,
+                              se_reduced=make_divisible(width / 4) if row.se else None,
                               se_gate="hard_sigmoid", name=f"block_{block}",
                               epsilon=KERAS_EPSILON)
-        paper_in = out
+        paper_in = row.out
     x = conv_bn(x, make_divisible(x.shape[-1] * 6), 1, name="top", activation=HS,
                 epsilon=KERAS_EPSILON)
     if include_top:
