@@ -45,6 +45,8 @@ numbered: `mixed_5b_3x3dbl_2_conv`. The layer named like a block is its output, 
 `model.get_layer("mixed_6e").output` taps the last 17x17 maps.
 """
 
+from typing import NamedTuple
+
 import keras
 from keras import layers
 
@@ -58,42 +60,62 @@ __all__ = ["inception_v3", "inception_v4", "inception_resnet_v2"]
 EPSILON = 1e-3
 
 
-def conv(x, name, filters, kernel_size, strides=1, padding=None):
-    """conv_bn with these networks' rule: stride-2 convolutions are 'valid', others 'same'."""
-    padding = padding or ("valid" if strides == 2 else "same")
-    return conv_bn(x, filters, kernel_size, name=name, strides=strides, padding=padding,
-                   epsilon=EPSILON)
+class Conv(NamedTuple):
+    """A convolution in a table: `filters`, `kernel` (k or (rows, cols)), `strides`, and
+    `padding` (None: these networks' rule, 'valid' for stride 2 and 'same' otherwise)."""
+
+    filters: int
+    kernel: int | tuple
+    strides: int = 1
+    padding: str | None = None
+
+
+class Pool(NamedTuple):
+    """A pooling step in a table: "max" (3x3, stride 2) or "avg" (3x3, stride 1, padded)."""
+
+    kind: str
+
+
+MAX, AVG = Pool("max"), Pool("avg")
+
+
+def conv(x, name, spec):
+    """conv_bn from a Conv row, with these networks' BatchNorm epsilon."""
+    padding = spec.padding or ("valid" if spec.strides == 2 else "same")
+    return conv_bn(x, spec.filters, spec.kernel, name=name, strides=spec.strides,
+                   padding=padding, epsilon=EPSILON)
 
 
 def step(x, name, spec):
-    """One layer from a table: 'max' (3x3 stride 2), 'avg' (3x3 stride 1) or a conv tuple."""
-    if spec == "max":
+    """One layer from a table: a Pool or a Conv."""
+    if spec == MAX:
         return layers.MaxPooling2D(3, strides=2, name=name)(x)
-    if spec == "avg":
+    if spec == AVG:
         # As TF-slim trained them, the zero padding stays out of the average (torchvision's
         # Inception-v3 counts it in, so its weights differ at the borders).
         return layers.AveragePooling2D(3, strides=1, padding="same", name=name)(x)
-    return conv(x, name, *spec)
+    return conv(x, name, spec)
 
 
 def branch(x, prefix, steps):
     """A column of layers; a list as its last step forks it into parallel convs, concatenated.
 
     Convolutions are named `{prefix}_1`, `{prefix}_2`, ... (`{prefix}` alone if only one), the
-    fork's `{prefix}_{k}a`, `{prefix}_{k}b` and their concatenation `{prefix}_{k}`.
+    fork's `{prefix}_{k}a`, `{prefix}_{k}b` and their concatenation `{prefix}_{k}`; a pool
+    `{prefix}_max` or `{prefix}_avg`.
     """
-    n_convs = sum(not isinstance(s, str) for s in steps)
+    n_convs = sum(not isinstance(s, Pool) for s in steps)
     k = 0
     for spec in steps:
-        if isinstance(spec, str):
-            x = step(x, f"{prefix}_{spec}", spec)
+        if isinstance(spec, Pool):
+            x = step(x, f"{prefix}_{spec.kind}", spec)
             continue
         k += 1
         label = f"{prefix}_{k}" if n_convs > 1 else prefix
         if isinstance(spec, list):
-            forks = [conv(x, f"{label}{letter}", *s) for letter, s in zip("ab", spec)]
+            forks = [conv(x, f"{label}{letter}", s) for letter, s in zip("ab", spec)]
             return layers.Concatenate(name=label)(forks)
-        x = conv(x, label, *spec)
+        x = conv(x, label, spec)
     return x
 
 
@@ -111,39 +133,40 @@ def stem(x, table):
 
 
 # Inception-v3's stem as released, also Keras's Inception-ResNet-v2 stem.
-V3_STEM = [("conv_1a_3x3", (32, 3, 2)), ("conv_2a_3x3", (32, 3, 1, "valid")),
-           ("conv_2b_3x3", (64, 3)), ("pool_3a_3x3", "max"),
-           ("conv_3b_1x1", (80, 1, 1, "valid")), ("conv_4a_3x3", (192, 3, 1, "valid")),
-           ("pool_5a_3x3", "max")]
+V3_STEM = [("conv_1a_3x3", Conv(32, 3, 2)), ("conv_2a_3x3", Conv(32, 3, 1, "valid")),
+           ("conv_2b_3x3", Conv(64, 3)), ("pool_3a_3x3", MAX),
+           ("conv_3b_1x1", Conv(80, 1, 1, "valid")), ("conv_4a_3x3", Conv(192, 3, 1, "valid")),
+           ("pool_5a_3x3", MAX)]
 
 
 def figure5(pool):
     """Inception-v3's 35x35 module: the 5x5 convolution replaced by two 3x3 (the double 3x3)."""
-    return {"1x1": [(64, 1)], "5x5": [(48, 1), (64, 5)],
-            "3x3dbl": [(64, 1), (96, 3), (96, 3)], "pool": ["avg", (pool, 1)]}
+    return {"1x1": [Conv(64, 1)], "5x5": [Conv(48, 1), Conv(64, 5)],
+            "3x3dbl": [Conv(64, 1), Conv(96, 3), Conv(96, 3)], "pool": [AVG, Conv(pool, 1)]}
 
 
 def figure6(c7):
     """Inception-v3's 17x17 module: each 7x7 convolution factorized into 1x7 then 7x1."""
-    return {"1x1": [(192, 1)], "7x7": [(c7, 1), (c7, (1, 7)), (192, (7, 1))],
-            "7x7dbl": [(c7, 1), (c7, (7, 1)), (c7, (1, 7)), (c7, (7, 1)), (192, (1, 7))],
-            "pool": ["avg", (192, 1)]}
+    return {"1x1": [Conv(192, 1)], "7x7": [Conv(c7, 1), Conv(c7, (1, 7)), Conv(192, (7, 1))],
+            "7x7dbl": [Conv(c7, 1), Conv(c7, (7, 1)), Conv(c7, (1, 7)), Conv(c7, (7, 1)),
+                       Conv(192, (1, 7))],
+            "pool": [AVG, Conv(192, 1)]}
 
 
 # Inception-v3's 8x8 module: the 1x3 and 3x1 run side by side, widening the filter bank.
-FIGURE7 = {"1x1": [(320, 1)], "3x3": [(384, 1), [(384, (1, 3)), (384, (3, 1))]],
-           "3x3dbl": [(448, 1), (384, 3), [(384, (1, 3)), (384, (3, 1))]],
-           "pool": ["avg", (192, 1)]}
+FIGURE7 = {"1x1": [Conv(320, 1)], "3x3": [Conv(384, 1), [Conv(384, (1, 3)), Conv(384, (3, 1))]],
+           "3x3dbl": [Conv(448, 1), Conv(384, 3), [Conv(384, (1, 3)), Conv(384, (3, 1))]],
+           "pool": [AVG, Conv(192, 1)]}
 
 V3_MODULES = [
     ("mixed_5b", figure5(32)), ("mixed_5c", figure5(64)), ("mixed_5d", figure5(64)),
-    ("mixed_6a", {"3x3": [(384, 3, 2)], "3x3dbl": [(64, 1), (96, 3), (96, 3, 2)],
-                  "pool": ["max"]}),
+    ("mixed_6a", {"3x3": [Conv(384, 3, 2)], "3x3dbl": [Conv(64, 1), Conv(96, 3), Conv(96, 3, 2)],
+                  "pool": [MAX]}),
     ("mixed_6b", figure6(128)), ("mixed_6c", figure6(160)), ("mixed_6d", figure6(160)),
     ("mixed_6e", figure6(192)),
-    ("mixed_7a", {"3x3": [(192, 1), (320, 3, 2)],
-                  "7x7x3": [(192, 1), (192, (1, 7)), (192, (7, 1)), (192, 3, 2)],
-                  "pool": ["max"]}),
+    ("mixed_7a", {"3x3": [Conv(192, 1), Conv(320, 3, 2)],
+                  "7x7x3": [Conv(192, 1), Conv(192, (1, 7)), Conv(192, (7, 1)), Conv(192, 3, 2)],
+                  "pool": [MAX]}),
     ("mixed_7b", FIGURE7), ("mixed_7c", FIGURE7)]
 
 # The auxiliary head's 5x5 pool (stride 3) and 5x5 convolution need the full 17x17 grid.
@@ -153,8 +176,8 @@ AUX_MIN_SIZE = 299
 def auxiliary_classifier(x, classes, activation):
     """torchvision's head on the last 17x17 grid: it pushes gradient into the lower layers."""
     x = layers.AveragePooling2D(5, strides=3, name="aux_pool_5x5")(x)
-    x = conv(x, "aux_1x1", 128, 1)
-    x = conv(x, "aux_5x5", 768, 5, padding="valid")
+    x = conv(x, "aux_1x1", Conv(128, 1))
+    x = conv(x, "aux_5x5", Conv(768, 5, padding="valid"))
     return classifier(x, include_top=True, pooling=None, classes=classes,
                       activation=activation, name="aux_predictions")
 
@@ -214,25 +237,27 @@ def inception_v3(include_top=True, weights=None, input_tensor=None, input_shape=
 # Inception-v4 (and the paper's pure-Inception blocks), widths and kernel order from the
 # TF-slim release that timm ports: it sometimes puts the 7x1 before the 1x7 where a figure
 # shows the opposite, which changes no count.
-V4_STEM = [("conv_1a_3x3", (32, 3, 2)), ("conv_2a_3x3", (32, 3, 1, "valid")),
-           ("conv_2b_3x3", (64, 3))]
+V4_STEM = [("conv_1a_3x3", Conv(32, 3, 2)), ("conv_2a_3x3", Conv(32, 3, 1, "valid")),
+           ("conv_2b_3x3", Conv(64, 3))]
 V4_STEM_MODULES = [
-    ("mixed_3a", {"pool": ["max"], "3x3": [(96, 3, 2)]}),
-    ("mixed_4a", {"3x3": [(64, 1), (96, 3, 1, "valid")],
-                  "7x7": [(64, 1), (64, (1, 7)), (64, (7, 1)), (96, 3, 1, "valid")]}),
-    ("mixed_5a", {"3x3": [(192, 3, 2)], "pool": ["max"]})]
-INCEPTION_A = {"1x1": [(96, 1)], "3x3": [(64, 1), (96, 3)],
-               "3x3dbl": [(64, 1), (96, 3), (96, 3)], "pool": ["avg", (96, 1)]}
-REDUCTION_A = {"3x3": [(384, 3, 2)], "3x3dbl": [(192, 1), (224, 3), (256, 3, 2)],
-               "pool": ["max"]}  # Figure 7 with k, l, m, n = 192, 224, 256, 384
-INCEPTION_B = {"1x1": [(384, 1)], "7x7": [(192, 1), (224, (1, 7)), (256, (7, 1))],
-               "7x7dbl": [(192, 1), (192, (7, 1)), (224, (1, 7)), (224, (7, 1)),
-                          (256, (1, 7))], "pool": ["avg", (128, 1)]}
-REDUCTION_B = {"3x3": [(192, 1), (192, 3, 2)],
-               "7x7x3": [(256, 1), (256, (1, 7)), (320, (7, 1)), (320, 3, 2)], "pool": ["max"]}
-INCEPTION_C = {"1x1": [(256, 1)], "3x3": [(384, 1), [(256, (1, 3)), (256, (3, 1))]],
-               "3x3dbl": [(384, 1), (448, (3, 1)), (512, (1, 3)),
-                          [(256, (1, 3)), (256, (3, 1))]], "pool": ["avg", (256, 1)]}
+    ("mixed_3a", {"pool": [MAX], "3x3": [Conv(96, 3, 2)]}),
+    ("mixed_4a", {"3x3": [Conv(64, 1), Conv(96, 3, 1, "valid")],
+                  "7x7": [Conv(64, 1), Conv(64, (1, 7)), Conv(64, (7, 1)),
+                          Conv(96, 3, 1, "valid")]}),
+    ("mixed_5a", {"3x3": [Conv(192, 3, 2)], "pool": [MAX]})]
+INCEPTION_A = {"1x1": [Conv(96, 1)], "3x3": [Conv(64, 1), Conv(96, 3)],
+               "3x3dbl": [Conv(64, 1), Conv(96, 3), Conv(96, 3)], "pool": [AVG, Conv(96, 1)]}
+REDUCTION_A = {"3x3": [Conv(384, 3, 2)], "3x3dbl": [Conv(192, 1), Conv(224, 3), Conv(256, 3, 2)],
+               "pool": [MAX]}  # Figure 7 with k, l, m, n = 192, 224, 256, 384
+INCEPTION_B = {"1x1": [Conv(384, 1)], "7x7": [Conv(192, 1), Conv(224, (1, 7)), Conv(256, (7, 1))],
+               "7x7dbl": [Conv(192, 1), Conv(192, (7, 1)), Conv(224, (1, 7)), Conv(224, (7, 1)),
+                          Conv(256, (1, 7))], "pool": [AVG, Conv(128, 1)]}
+REDUCTION_B = {"3x3": [Conv(192, 1), Conv(192, 3, 2)],
+               "7x7x3": [Conv(256, 1), Conv(256, (1, 7)), Conv(320, (7, 1)), Conv(320, 3, 2)],
+               "pool": [MAX]}
+INCEPTION_C = {"1x1": [Conv(256, 1)], "3x3": [Conv(384, 1), [Conv(256, (1, 3)), Conv(256, (3, 1))]],
+               "3x3dbl": [Conv(384, 1), Conv(448, (3, 1)), Conv(512, (1, 3)),
+                          [Conv(256, (1, 3)), Conv(256, (3, 1))]], "pool": [AVG, Conv(256, 1)]}
 V4_BLOCKS = ([(f"inception_a{i}", INCEPTION_A) for i in range(1, 5)]
              + [("reduction_a", REDUCTION_A)]
              + [(f"inception_b{i}", INCEPTION_B) for i in range(1, 8)]
@@ -285,14 +310,15 @@ def inception_resnet_block(x, name, branches, scale, activation="relu"):
 
 # Inception-ResNet-v2 as Keras (after TF-slim) builds it: Inception-v3's stem and an extra
 # 35x35 module replace Figure 3's stem.
-IR_MIXED_5B = {**figure5(64), "1x1": [(96, 1)]}
-IR_A = {"1x1": [(32, 1)], "3x3": [(32, 1), (32, 3)], "3x3dbl": [(32, 1), (48, 3), (64, 3)]}
-IR_REDUCTION_A = {"3x3": [(384, 3, 2)], "3x3dbl": [(256, 1), (256, 3), (384, 3, 2)],
-                  "pool": ["max"]}  # Figure 7 with k, l, m, n = 256, 256, 384, 384
-IR_B = {"1x1": [(192, 1)], "7x7": [(128, 1), (160, (1, 7)), (192, (7, 1))]}
-IR_REDUCTION_B = {"3x3a": [(256, 1), (384, 3, 2)], "3x3b": [(256, 1), (288, 3, 2)],
-                  "3x3dbl": [(256, 1), (288, 3), (320, 3, 2)], "pool": ["max"]}
-IR_C = {"1x1": [(192, 1)], "3x3": [(192, 1), (224, (1, 3)), (256, (3, 1))]}
+IR_MIXED_5B = {**figure5(64), "1x1": [Conv(96, 1)]}
+IR_A = {"1x1": [Conv(32, 1)], "3x3": [Conv(32, 1), Conv(32, 3)],
+        "3x3dbl": [Conv(32, 1), Conv(48, 3), Conv(64, 3)]}
+IR_REDUCTION_A = {"3x3": [Conv(384, 3, 2)], "3x3dbl": [Conv(256, 1), Conv(256, 3), Conv(384, 3, 2)],
+                  "pool": [MAX]}  # Figure 7 with k, l, m, n = 256, 256, 384, 384
+IR_B = {"1x1": [Conv(192, 1)], "7x7": [Conv(128, 1), Conv(160, (1, 7)), Conv(192, (7, 1))]}
+IR_REDUCTION_B = {"3x3a": [Conv(256, 1), Conv(384, 3, 2)], "3x3b": [Conv(256, 1), Conv(288, 3, 2)],
+                  "3x3dbl": [Conv(256, 1), Conv(288, 3), Conv(320, 3, 2)], "pool": [MAX]}
+IR_C = {"1x1": [Conv(192, 1)], "3x3": [Conv(192, 1), Conv(224, (1, 3)), Conv(256, (3, 1))]}
 
 
 @register("inception_resnet_v2", family="inception",
@@ -334,7 +360,7 @@ def inception_resnet_v2(include_top=True, weights=None, input_tensor=None, input
         last = i == 10
         x = inception_resnet_block(x, f"inception_resnet_c{i}", IR_C, scale=1.0 if last else 0.2,
                                    activation=None if last else "relu")
-    x = conv(x, "conv_7b_1x1", 1536, 1)
+    x = conv(x, "conv_7b_1x1", Conv(1536, 1))
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation, dropout=0.2)
     return load_weights(keras.Model(inputs, x, name=name), weights, arch="inception_resnet_v2",
