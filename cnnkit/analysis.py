@@ -34,6 +34,8 @@ from typing import NamedTuple
 import keras
 from keras import layers as L
 
+from cnnkit._keras_internals import inbound_nodes
+
 __all__ = ["count_params", "block_params", "tap", "layer_params", "receptive_fields",
            "receptive_field", "layer_stats", "model_macs", "memory_access", "weight_depth", "format_table", "RFRow",
            "LayerStats",
@@ -160,7 +162,7 @@ def _geometry(layer):
 def _nodes(model):
     """(layer, node) pairs of `model` in an order where every input is computed before use."""
     known = {id(t) for t in model.inputs}
-    waiting = [(layer, node) for layer in model.layers for node in layer._inbound_nodes
+    waiting = [(layer, node) for layer in model.layers for node in inbound_nodes(layer)
                if node.input_tensors]  # an InputLayer's node has none: it is `model.inputs`
     while waiting:
         ready = [(layer, node) for layer, node in waiting

@@ -27,11 +27,8 @@ import numpy as np
 import keras
 
 # The base of Keras's own preprocessing layers, which makes them safe inside tf.data on every
-# backend (private, so imported under both of its names: DataLayer now, TFDataLayer in 3.10).
-try:
-    from keras.src.layers.preprocessing.data_layer import DataLayer as _DataLayer
-except ImportError:
-    from keras.src.layers.preprocessing.tf_data_layer import TFDataLayer as _DataLayer
+# backend (private Keras API: cnnkit._keras_internals).
+from cnnkit._keras_internals import DataLayer as _DataLayer
 
 __all__ = ["pipeline", "alexnet_augmentation", "PerImageRandomCrop", "PCAColorAugmentation",
            "rgb_pca", "IMAGENET_EIGENVALUES", "IMAGENET_EIGENVECTORS", "ten_crop",

@@ -21,6 +21,7 @@ import numpy as np
 
 import keras
 
+from cnnkit._keras_internals import inbound_nodes
 from cnnkit.registry import model_info
 
 __all__ = ["TWINS", "keras_twin", "port_weights", "load_imagenet", "preprocess_input",
@@ -75,7 +76,7 @@ def _bias_offsets(twin, pairs):
     """
     offsets, absorbed = {}, {}
     for layer in twin.layers:
-        for node in layer._inbound_nodes:
+        for node in inbound_nodes(layer):
             carried = [offsets.get(id(t)) for t in node.input_tensors]
             carried = [c for c in carried if c is not None]
             out = None

@@ -12,6 +12,7 @@ import pytest
 import cnnkit
 import keras
 from cnnkit import weights as cw
+from cnnkit._keras_internals import file_utils
 
 to_numpy = keras.ops.convert_to_numpy
 # 40 -> 20 -> 10 -> 5 -> 3 -> 2: strided layers meet even and odd sizes. Keras's Inception and
@@ -72,7 +73,7 @@ def cached_weights(monkeypatch, tmp_path):
     def install(twin):
         path = tmp_path / "official.weights.h5"
         twin.save_weights(path)
-        monkeypatch.setattr(keras.src.utils.file_utils, "get_file",
+        monkeypatch.setattr(file_utils(), "get_file",
                             lambda *args, **kwargs: str(path))
     return install
 
@@ -100,7 +101,7 @@ def test_offline_weights_imagenet_raises_an_error_that_says_so(monkeypatch):
     def offline(fname, origin, **kwargs):  # what keras.utils.get_file raises without a network
         raise Exception(f"URL fetch failure on {origin}: None -- [Errno -3] Temporary failure "
                         "in name resolution")
-    monkeypatch.setattr(keras.src.utils.file_utils, "get_file", offline)
+    monkeypatch.setattr(file_utils(), "get_file", offline)
     with pytest.raises(ConnectionError, match="needs the internet once") as raised:
         cnnkit.build("mobilenet_v2", weights="imagenet", include_top=False)
     assert "keras.applications.MobileNetV2" in str(raised.value)

@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import keras  # noqa: E402
 
 import cnnkit  # noqa: E402
+from cnnkit._keras_internals import keras_history_operation  # noqa: E402
 from cnnkit.analysis import count_params  # noqa: E402
 from backend_check import REFERENCE_NAMES  # noqa: E402
 
@@ -286,9 +287,8 @@ def _np(t):
 def _flatten_source(layer):
     """(h, w, c) when a Dense reads a Flatten of an h x w x c map (h * w > 1), else None."""
     try:
-        history = layer.input._keras_history
-        source = history.operation if hasattr(history, "operation") else history[0]
-    except Exception:
+        source = keras_history_operation(layer.input)
+    except Exception:  # a layer with several inputs, or none
         return None
     if isinstance(source, keras.layers.Flatten):
         shape = source.input.shape

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from cnnkit._keras_internals import CONVOLUTION_OP
+
 
 @keras.saving.register_keras_serializable(package="cnnkit")
 class GroupConv2D(keras.layers.Conv2D):
@@ -16,6 +18,7 @@ class GroupConv2D(keras.layers.Conv2D):
     grouped kernels, it is plain Conv2D.
     """
 
+    # Keras's Conv2D.call computes the convolution through this method (cnnkit._keras_internals).
     def convolution_op(self, inputs, kernel):
         if self.groups == 1 or keras.backend.backend() != "tensorflow":
             return super().convolution_op(inputs, kernel)
@@ -26,3 +29,6 @@ class GroupConv2D(keras.layers.Conv2D):
             [ops.conv(x, k, strides=list(self.strides), padding=self.padding,
                       dilation_rate=self.dilation_rate, data_format=self.data_format)
              for x, k in pieces], axis=axis)
+
+
+assert CONVOLUTION_OP == GroupConv2D.convolution_op.__name__
