@@ -265,25 +265,45 @@ def _count(ds, info, split):
     return n if n >= 0 else int(info.splits[split].num_examples)
 
 
-def _from_tfds(name, data_dir):
-    """(train, test, info, how) from tensorflow-datasets, or raise _Unavailable with the reason."""
+def online_unavailable() -> str | None:
+    """Why the online path is not even tried (CNNKIT_OFFLINE=1, or no TensorFlow), or None."""
+    if offline_forced():
+        return f"{OFFLINE_VAR}=1"
+    if not tensorflow_available():
+        return NO_TENSORFLOW
+    return None
+
+
+def from_tfds(name, fetch):
+    """`fetch(download)` from tensorflow-datasets: the copy prepared on this machine
+    (download=False), else a download, tried only after a reachability check (without a
+    network tfds retries for minutes). Returns (what fetch returned, how it was had); raises
+    _Unavailable with the reason. Every dataset of the kit, classification or segmentation,
+    comes through here."""
     absl_logger = logging.getLogger("absl")  # tensorflow-datasets logs through absl
     level = absl_logger.level
     absl_logger.setLevel(logging.ERROR)  # hide its "no dataset_info.json" warnings
     try:
         try:
-            return (*_tfds_pipelines(name, data_dir, download=False), "prepared on this machine")
+            return fetch(False), "prepared on this machine"
         except Exception:  # noqa: BLE001  (versions differ in what "not prepared" raises)
             pass  # no usable local copy: a download is needed
         if not network_reachable():
             raise _Unavailable(f"no network: {PROBE_HOST} unreachable, and {name} is not "
                                "prepared on this machine")
         try:
-            return (*_tfds_pipelines(name, data_dir, download=True), "downloaded")
+            return fetch(True), "downloaded"
         except Exception as err:  # any failed download falls back, with its reason shown
             raise _Unavailable(f"the download failed: {type(err).__name__}: {err}") from err
     finally:
         absl_logger.setLevel(level)
+
+
+def announce_offline(source, name, reason, description, n_train, n_test, unit="examples"):
+    """The one line that says a stand-in replaces `name`, and why: never a silent swap, so it
+    is printed whatever a loader's `verbose` says."""
+    print(f"{source}: OFFLINE, {name} unavailable ({reason}); using {description}, "
+          f"{n_train:,} train / {n_test:,} test {unit}.")
 
 
 class _Unavailable(Exception):
@@ -318,14 +338,13 @@ def load(name="mnist", *, image_size=None, channels=None, train_size=None, test_
     if name not in FALLBACKS and offline_forced():
         raise ValueError(f"{name} has no offline stand-in yet; unset {OFFLINE_VAR} to download "
                          f"it. Offline stand-ins exist for: {', '.join(FALLBACKS)}.")
-    reason = f"{OFFLINE_VAR}=1" if offline_forced() else None
-    if reason is None and not tensorflow_available():
-        reason = NO_TENSORFLOW
-        if name not in FALLBACKS:
-            raise RuntimeError(f"{name} could not be loaded: {reason}.")
+    reason = online_unavailable()
+    if reason == NO_TENSORFLOW and name not in FALLBACKS:
+        raise RuntimeError(f"{name} could not be loaded: {reason}.")
     if reason is None:
         try:
-            train, test, info, how = _from_tfds(name, data_dir)
+            (train, test, info), how = from_tfds(
+                name, lambda download: _tfds_pipelines(name, data_dir, download))
         except _Unavailable as err:
             if name not in FALLBACKS:
                 raise RuntimeError(f"{name} could not be loaded: {err}") from err
@@ -360,8 +379,6 @@ def load(name="mnist", *, image_size=None, channels=None, train_size=None, test_
         train, test = (x_train, y_train), (x_test, y_test)
         source = f"offline stand-in: {description}"
         image_shape = x_train.shape[1:]
-        # Never a silent swap: this line is printed whatever `verbose` says.
-        print(f"cnnkit.data: OFFLINE, {name} unavailable ({reason}); using {description}, "
-              f"{n_train:,} train / {n_test:,} test examples.")
+        announce_offline("cnnkit.data", name, reason, description, n_train, n_test)
     return ImageData(name=name, source=source, train=train, test=test, n_train=n_train,
                      n_test=n_test, class_names=class_names, image_shape=tuple(image_shape))

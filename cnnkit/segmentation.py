@@ -19,14 +19,13 @@ or the prediction (FCN's "mean IU", Long et al. 2015; the convention of keras.me
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
 from cnnkit import data
-from cnnkit.data import OFFLINE_VAR, PROBE_HOST, network_reachable, offline_forced
+from cnnkit.data import _Unavailable
 
 __all__ = ["SegmentationData", "load", "load_pets", "shapes", "confusion", "class_iou",
            "mean_iou", "pixel_crossentropy", "PET_CLASSES", "SHAPE_CLASSES"]
@@ -151,10 +150,6 @@ def shapes(n, image_size=64, seed=0, max_shapes=2, radius=(0.14, 0.28)):
 
 # ---- online: Oxford-IIIT Pet from tensorflow-datasets -----------------------------------------
 
-class _Unavailable(Exception):
-    pass
-
-
 def _pets_splits(data_dir, download):
     import tensorflow_datasets as tfds
 
@@ -188,24 +183,9 @@ def load_pets(image_size=128, train_size=None, test_size=None, data_dir=None):
     tensorflow-datasets' storage answers. Returns ((x_train, y_train, x_test, y_test), how);
     raises _Unavailable with the reason when neither works.
     """
-    absl_logger = logging.getLogger("absl")  # tensorflow-datasets logs through absl
-    level = absl_logger.level
-    absl_logger.setLevel(logging.ERROR)
-    try:
-        try:
-            (train, test), how = _pets_splits(data_dir, download=False), "prepared on this machine"
-        except Exception:  # noqa: BLE001  (versions differ in what "not prepared" raises)
-            if not network_reachable():
-                raise _Unavailable(f"no network: {PROBE_HOST} unreachable, and {PETS} is not "
-                                   "prepared on this machine") from None
-            try:
-                (train, test), how = _pets_splits(data_dir, download=True), "downloaded"
-            except Exception as err:  # any failed download falls back, with its reason shown
-                raise _Unavailable(f"the download failed: {type(err).__name__}: {err}") from err
-        return (*_to_arrays(train, image_size, train_size),
-                *_to_arrays(test, image_size, test_size)), how
-    finally:
-        absl_logger.setLevel(level)
+    (train, test), how = data.from_tfds(PETS, lambda download: _pets_splits(data_dir, download))
+    return (*_to_arrays(train, image_size, train_size),
+            *_to_arrays(test, image_size, test_size)), how
 
 
 def load(image_size=64, train_size=None, test_size=None, *, data_dir=None, seed=0,
@@ -217,9 +197,7 @@ def load(image_size=64, train_size=None, test_size=None, *, data_dir=None, seed=
     2,000 / 500 shapes). seed: the shapes' random generator (the test split uses seed + 1).
     verbose=False hides the line about an online load; the offline line is always printed.
     """
-    reason = f"{OFFLINE_VAR}=1" if offline_forced() else None
-    if reason is None and not data.tensorflow_available():
-        reason = data.NO_TENSORFLOW
+    reason = data.online_unavailable()
     if reason is None:
         try:
             (x_train, y_train, x_test, y_test), how = load_pets(image_size, train_size,
@@ -238,9 +216,8 @@ def load(image_size=64, train_size=None, test_size=None, *, data_dir=None, seed=
     x_test, y_test = shapes(n_test, image_size, seed=seed + 1)
     description = (f"generated shapes with exact masks ({', '.join(SHAPE_CLASSES)}), "
                    f"{image_size}x{image_size}")
-    # Never a silent swap: this line is printed whatever `verbose` says.
-    print(f"cnnkit.segmentation: OFFLINE, {PETS} unavailable ({reason}); using {description}, "
-          f"{n_train:,} train / {n_test:,} test images.")
+    data.announce_offline("cnnkit.segmentation", PETS, reason, description, n_train, n_test,
+                          unit="images")
     return SegmentationData("shapes", f"offline stand-in: {description}", x_train, y_train,
                             x_test, y_test, SHAPE_CLASSES)
 

@@ -186,7 +186,7 @@ def test_load_without_network_falls_back_and_says_why(monkeypatch, capsys):
         raise AssertionError("a download must not be tried") if download else FileNotFoundError()
 
     monkeypatch.setattr(seg, "_pets_splits", not_prepared)
-    monkeypatch.setattr(seg, "network_reachable", lambda: False)
+    monkeypatch.setattr(seg.data, "network_reachable", lambda: False)
     data = seg.load(32, train_size=6, test_size=4)
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith("cnnkit.segmentation: OFFLINE, oxford_iiit_pet "
@@ -205,7 +205,7 @@ def test_a_failed_download_falls_back_with_its_reason(monkeypatch, capsys):
         raise (ConnectionError("reset by peer") if download else FileNotFoundError())
 
     monkeypatch.setattr(seg, "_pets_splits", fails)
-    monkeypatch.setattr(seg, "network_reachable", lambda: True)
+    monkeypatch.setattr(seg.data, "network_reachable", lambda: True)
     data = seg.load(16, train_size=2, test_size=2, verbose=False)
     assert "the download failed: ConnectionError: reset by peer" in capsys.readouterr().out
     assert data.offline
@@ -230,7 +230,7 @@ def test_without_tensorflow_the_shapes_say_what_is_missing(monkeypatch, capsys):
     monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
     monkeypatch.setattr(seg.data, "tensorflow_available", lambda: False)
     monkeypatch.setattr(seg, "_pets_splits", lambda *a, **k: pytest.fail("tfds was called"))
-    monkeypatch.setattr(seg, "network_reachable", lambda: pytest.fail("no probe is needed"))
+    monkeypatch.setattr(seg.data, "network_reachable", lambda: pytest.fail("no probe is needed"))
     data = seg.load(16, train_size=3, test_size=2, seed=7)
     out = capsys.readouterr().out
     assert out.startswith("cnnkit.segmentation: OFFLINE, oxford_iiit_pet unavailable "
