@@ -37,9 +37,11 @@ if IPyNbCell is not None:
 # The longest scopes (what pytest-xdist's loadscope sends to one worker) start first, so that
 # none of them is left running alone on one core at the end while the other core idles. Measured
 # in the smoke profile on 2 cores: nbgrader's course 226 s, the ported weights about 120 s
-# (TensorFlow); lessons 12, 07 and 06 60-120 s each on JAX.
-LONGEST_FIRST = ("tests/test_nbgrader.py", "tests/test_weights.py",
-                 "notebooks/12_", "notebooks/07_", "notebooks/06_")
+# (TensorFlow); on JAX (two workers, 2026-12-03) lessons 07 117 s, 13 92 s, 11 87 s, 12 55 s,
+# 09 49 s, and the others under 45 s.
+LONGEST_FIRST = ("tests/test_nbgrader.py", "tests/test_weights.py", "notebooks/07_",
+                 "notebooks/13_", "notebooks/11_", "notebooks/12_", "notebooks/09_",
+                 "notebooks/06_")
 
 
 def pytest_collection_modifyitems(config, items):
