@@ -47,6 +47,7 @@ def file_utils():
 # The method of Keras's base convolution that computes the convolution itself (after padding
 # checks, before the bias): GroupConv2D overrides it to split the groups on TensorFlow.
 CONVOLUTION_OP = "convolution_op"
-assert hasattr(keras.layers.Conv2D, CONVOLUTION_OP), (
-    "keras.layers.Conv2D no longer has convolution_op: cnnkit.layers.GroupConv2D needs another "
-    "way to replace the grouped convolution")
+if not hasattr(keras.layers.Conv2D, CONVOLUTION_OP):  # not an assert: python -O drops those
+    raise ImportError("keras.layers.Conv2D no longer has convolution_op: "
+                      "cnnkit.layers.GroupConv2D needs another way to replace the grouped "
+                      "convolution")

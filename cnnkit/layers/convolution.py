@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from cnnkit._keras_internals import CONVOLUTION_OP
+from cnnkit import _keras_internals  # noqa: F401  (raises on a Keras without convolution_op)
 
 
 @keras.saving.register_keras_serializable(package="cnnkit")
@@ -30,5 +30,3 @@ class GroupConv2D(keras.layers.Conv2D):
                       dilation_rate=self.dilation_rate, data_format=self.data_format)
              for x, k in pieces], axis=axis)
 
-
-assert CONVOLUTION_OP == GroupConv2D.convolution_op.__name__
