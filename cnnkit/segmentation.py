@@ -104,6 +104,18 @@ def _colour_against(rng, background, contrast=0.35):
             return colour
 
 
+def _textured_background(rng, x, y):
+    """A random base colour with two sinusoidal gratings over the pixel centres (x, y): the
+    image (S, S, 3) and its base colour, which shapes must stand out against."""
+    background = rng.uniform(0.15, 0.85, 3)
+    texture = np.zeros(x.shape)
+    for _ in range(2):
+        frequency = rng.uniform(1, 6, 2) / x.shape[0]
+        texture += rng.uniform(0.04, 0.12) * np.sin(
+            2 * np.pi * (frequency[0] * x + frequency[1] * y) + rng.uniform(0, 2 * np.pi))
+    return background + texture[..., None] * rng.uniform(0.5, 1.0, 3), background
+
+
 def shapes(n, image_size=64, seed=0, max_shapes=2, radius=(0.14, 0.28)):
     """`n` images of circles, squares and triangles, and their exact masks.
 
@@ -129,13 +141,7 @@ def shapes(n, image_size=64, seed=0, max_shapes=2, radius=(0.14, 0.28)):
     images = np.empty((n, s, s, 3), "float32")
     masks = np.zeros((n, s, s), "int32")
     for i in range(n):
-        background = rng.uniform(0.15, 0.85, 3)
-        texture = np.zeros((s, s))
-        for _ in range(2):
-            frequency = rng.uniform(1, 6, 2) / s
-            texture += rng.uniform(0.04, 0.12) * np.sin(
-                2 * np.pi * (frequency[0] * x + frequency[1] * y) + rng.uniform(0, 2 * np.pi))
-        image = background + texture[..., None] * rng.uniform(0.5, 1.0, 3)
+        image, background = _textured_background(rng, x, y)
         for _ in range(rng.integers(1, max_shapes + 1)):
             label = int(rng.integers(1, 4))
             r = rng.uniform(*radius) * s
