@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from cnnkit import boxes, grading
+from cnnkit import boxes, detection, grading
 
 from grading_harness import Table, assert_verdict, verdict_cases
 
@@ -344,6 +344,252 @@ TABLES = [
                  (iou_returns_text, "returned str, not an array of numbers"),
                  (iou_exits, "sys.exit(0)")]),
 ]
+
+
+# --- precision_recall --------------------------------------------------------------------------
+
+def _iou_matrix(a, b):
+    a, b = np.asarray(a, float)[:, None], np.asarray(b, float)[None]
+    w = np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0)
+    h = np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0)
+    inter = w * h
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter / (area_a + area_b - inter)
+
+
+def _curve(boxes_, scores, truths, iou_threshold=0.5, order=None, strict=False, once=True,
+           by_detections=False, cumulative=True, same_index=False):
+    overlaps = _iou_matrix(boxes_, truths)
+    if same_index:
+        overlaps = overlaps * np.eye(*overlaps.shape)
+    order = np.argsort(-scores) if order is None else order
+    taken, tp = np.zeros(len(truths), bool), np.zeros(len(order))
+    for k, d in enumerate(order):
+        j = overlaps[d].argmax()
+        above = overlaps[d, j] > iou_threshold if strict else overlaps[d, j] >= iou_threshold
+        if above and (not taken[j] or not once):
+            tp[k], taken[j] = 1, True
+    tp = np.cumsum(tp) if cumulative else tp
+    return tp / np.arange(1, len(tp) + 1), tp / (len(tp) if by_detections else len(truths))
+
+
+def right_pr(boxes_, scores, truths, iou_threshold=0.5):
+    return _curve(boxes_, scores, truths, iou_threshold)
+
+
+def kit_pr(boxes_, scores, truths, iou_threshold=0.5):
+    return detection.precision_recall(boxes_, scores, truths, iou_threshold)
+
+
+def coco_pr(boxes_, scores, truths, iou_threshold=0.5):  # best FREE truth, lists out
+    overlaps = _iou_matrix(boxes_, truths)
+    free = [True] * len(truths)
+    tp, precision, recall = 0, [], []
+    for k, d in enumerate(sorted(range(len(scores)), key=lambda i: -scores[i])):
+        candidates = [(overlaps[d, j], j) for j in range(len(truths)) if free[j]
+                      and overlaps[d, j] >= iou_threshold]
+        if candidates:
+            free[max(candidates)[1]] = False
+            tp += 1
+        precision.append(tp / (k + 1))
+        recall.append(tp / len(truths))
+    return precision, recall
+
+
+def input_order(boxes_, scores, truths, iou_threshold=0.5):
+    return _curve(boxes_, scores, truths, iou_threshold, order=np.arange(len(scores)))
+
+
+def ascending(boxes_, scores, truths, iou_threshold=0.5):
+    return _curve(boxes_, scores, truths, iou_threshold, order=np.argsort(scores))
+
+
+def duplicates_count(boxes_, scores, truths, iou_threshold=0.5):
+    return _curve(boxes_, scores, truths, iou_threshold, once=False)
+
+
+def strictly_above(boxes_, scores, truths, iou_threshold=0.5):
+    return _curve(boxes_, scores, truths, iou_threshold, strict=True)
+
+
+def recall_by_detections(boxes_, scores, truths, iou_threshold=0.5):
+    return _curve(boxes_, scores, truths, iou_threshold, by_detections=True)
+
+
+def no_cumsum(boxes_, scores, truths, iou_threshold=0.5):
+    return _curve(boxes_, scores, truths, iou_threshold, cumulative=False)
+
+
+def same_index_only(boxes_, scores, truths, iou_threshold=0.5):
+    return _curve(boxes_, scores, truths, iou_threshold, same_index=True)
+
+
+def fixed_half(boxes_, scores, truths, iou_threshold=0.5):
+    return _curve(boxes_, scores, truths, 0.5)
+
+
+def recall_then_precision(boxes_, scores, truths, iou_threshold=0.5):
+    return _curve(boxes_, scores, truths, iou_threshold)[::-1]
+
+
+def one_array(boxes_, scores, truths, iou_threshold=0.5):
+    return np.stack(_curve(boxes_, scores, truths, iou_threshold), axis=1)
+
+
+def totals_only(boxes_, scores, truths, iou_threshold=0.5):
+    precision, recall = _curve(boxes_, scores, truths, iou_threshold)
+    return precision[-1:], recall[-1:]
+
+
+def sorts_scores_in_place(boxes_, scores, truths, iou_threshold=0.5):
+    result = _curve(boxes_, scores, truths, iou_threshold)
+    scores.sort()
+    return result
+
+
+def pr_exits(boxes_, scores, truths, iou_threshold=0.5):
+    sys.exit(1)
+
+
+# --- average_precision -------------------------------------------------------------------------
+
+def right_ap(precision, recall):
+    p = np.concatenate([[0.0], precision, [0.0]])
+    r = np.concatenate([[0.0], recall, [1.0]])
+    for i in range(len(p) - 2, -1, -1):
+        p[i] = max(p[i], p[i + 1])
+    i = np.flatnonzero(r[1:] != r[:-1]) + 1
+    return float(np.sum((r[i] - r[i - 1]) * p[i]))
+
+
+def kit_ap(precision, recall):
+    return detection.average_precision(precision, recall)
+
+
+def unique_recall_ap(precision, recall):  # a loop over the distinct recalls, as a NumPy scalar
+    area, previous = 0.0, 0.0
+    for r in np.unique(recall):
+        if r > 0:
+            area += (r - previous) * precision[recall >= r].max()
+            previous = r
+    return np.float64(area)
+
+
+def eleven_point(precision, recall):
+    return float(np.mean([precision[recall >= t].max() if (recall >= t).any() else 0.0
+                          for t in np.linspace(0, 1, 11)]))
+
+
+def no_envelope(precision, recall):
+    steps = np.diff(np.concatenate([[0.0], recall]))
+    return float(np.sum(steps * precision))
+
+
+def envelope_from_the_start(precision, recall):
+    p = np.maximum.accumulate(np.concatenate([[0.0], precision, [0.0]]))
+    r = np.concatenate([[0.0], recall, [1.0]])
+    i = np.flatnonzero(r[1:] != r[:-1]) + 1
+    return float(np.sum((r[i] - r[i - 1]) * p[i]))
+
+
+def precision_at_step_start(precision, recall):
+    p = np.maximum.accumulate(np.concatenate([[0.0], precision, [0.0]])[::-1])[::-1]
+    r = np.concatenate([[0.0], recall, [1.0]])
+    i = np.flatnonzero(r[1:] != r[:-1]) + 1
+    return float(np.sum((r[i] - r[i - 1]) * p[i - 1]))
+
+
+def no_zero_sentinel(precision, recall):
+    p = np.maximum.accumulate(np.concatenate([precision, [0.0]])[::-1])[::-1]
+    r = np.concatenate([recall, [1.0]])
+    i = np.flatnonzero(r[1:] != r[:-1]) + 1
+    return float(np.sum((r[i] - r[i - 1]) * p[i]))
+
+
+def extended_to_recall_one(precision, recall):  # on a VOC curve, the same as the step's start
+    return right_ap(np.concatenate([precision, precision[-1:]]),
+                    np.concatenate([recall, [1.0]]))
+
+
+def trapezoid(precision, recall):
+    r = np.concatenate([[0.0], recall])
+    p = np.concatenate([[1.0], precision])
+    return float(np.sum(np.diff(r) * (p[1:] + p[:-1]) / 2))
+
+
+def mean_precision(precision, recall):
+    return float(np.mean(precision))
+
+
+def mean_over_found(precision, recall):
+    rises = np.diff(np.concatenate([[0.0], recall])) > 0
+    return float(precision[rises].mean())
+
+
+def percentage(precision, recall):
+    return 100 * right_ap(precision, recall)
+
+
+def ap_as_array(precision, recall):
+    return np.array([right_ap(precision, recall)])
+
+
+def ap_returns_none(precision, recall):
+    right_ap(precision, recall)
+
+
+def envelope_in_place(precision, recall):
+    for i in range(len(precision) - 2, -1, -1):
+        precision[i] = max(precision[i], precision[i + 1])
+    return right_ap(precision, recall)
+
+
+TABLES += [
+    Table(grading.check_precision_recall, right_pr,
+          right=[kit_pr, coco_pr],
+          wrong=[(input_order, "you kept the order they came in"),
+                 (ascending, "you ranked the lowest score first"),
+                 (duplicates_count, "a duplicate"),
+                 (strictly_above, "IoU >= iou_threshold, not >"),
+                 (recall_by_detections, "not by the number of detections"),
+                 (no_cumsum, "a cumulative sum"),
+                 (same_index_only, "not only with the truth at the same index"),
+                 (fixed_half, "use the iou_threshold argument"),
+                 (recall_then_precision, "return (precision, recall) in that order"),
+                 (one_array, "return a pair (precision, recall)"),
+                 (totals_only, "one value per detection"),
+                 (sorts_scores_in_place, "changed its input argument 2 in place"),
+                 (pr_exits, "sys.exit(1)")]),
+    Table(grading.check_average_precision, right_ap,
+          right=[kit_ap, unique_recall_ap],
+          wrong=[(eleven_point, "not VOC 2007's 11 recall points"),
+                 (no_envelope, "the monotone envelope"),
+                 (envelope_from_the_start, "a running maximum from the end"),
+                 (precision_at_step_start, "at its END"),
+                 (extended_to_recall_one, "credits the last precision up to recall 1"),
+                 (no_zero_sentinel, "the curve starts at recall 0"),
+                 (trapezoid, "not the trapezoid rule"),
+                 (mean_precision, "not the mean of the precisions"),
+                 (mean_over_found, "divides by the number FOUND"),
+                 (percentage, "not a percentage"),
+                 (ap_as_array, "return a number"),
+                 (ap_returns_none, "return a number"),
+                 (envelope_in_place, "changed its input argument 1 in place")]),
+]
+
+
+def test_voc_reference_of_the_grader_is_the_kits():
+    """The grader's float64 reference agrees with cnnkit.detection on its own cases."""
+    from cnnkit.grading.detection_blocks import _ap_cases, _pr_cases, _voc_ap, _voc_curve
+
+    for found, scores, truths, threshold in grading.detection_blocks._pr_cases():
+        want = _voc_curve(found, scores, truths, threshold)
+        got = detection.precision_recall(found, scores, truths, threshold)
+        assert all(np.allclose(g, w) for g, w in zip(got, want))
+    for precision, recall in _ap_cases():
+        assert _voc_ap(precision, recall) == pytest.approx(
+            detection.average_precision(precision, recall), abs=1e-12)
 
 
 @pytest.mark.parametrize("check, answer, expected", verdict_cases(TABLES))

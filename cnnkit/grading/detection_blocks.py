@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import array, expect, grade, one_of, student
+from .core import array, expect, grade, one_of, real_number, student
 
-__all__ = ["check_encode_box", "check_decode_box", "check_iou"]
+__all__ = ["check_encode_box", "check_decode_box", "check_iou", "check_precision_recall",
+           "check_average_precision"]
 
 
 def _random_corner_boxes(rng, n, low=0.0, high=200.0, smallest=2.0, largest=120.0):
@@ -274,3 +275,253 @@ def check_iou(iou):
                 "lie apart included.")
 
     return grade("iou", run)
+
+
+# ---- precision, recall and average precision (PASCAL VOC) ---------------------------------------
+
+def _pairwise_iou(a, b):
+    """IoU (N, M) in float64, so that a case's ties with the threshold are exact."""
+    a, b = a[:, None], b[None]
+    w = np.maximum(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0)
+    h = np.maximum(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0)
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return w * h / (area_a + area_b - w * h)
+
+
+def _voc_curve(found, scores, truths, threshold, order="descending", strict=False,
+               once=True, by="truths", pairwise=False, cumulative=True):
+    """VOC's precision and recall, or one of the usual slips when an option says so."""
+    overlaps = _pairwise_iou(found, truths)
+    if pairwise:  # detection i against truth i only
+        keep = np.eye(len(found), len(truths), dtype=bool)
+        overlaps = np.where(keep, overlaps, 0.0)
+    rank = {"descending": np.argsort(-scores, kind="stable"),
+            "ascending": np.argsort(scores, kind="stable"),
+            "input": np.arange(len(scores))}[order]
+    taken = np.zeros(len(truths), bool)
+    hit = np.zeros(len(found))
+    for k, d in enumerate(rank):
+        j = int(overlaps[d].argmax())
+        good = overlaps[d, j] > threshold if strict else overlaps[d, j] >= threshold
+        if good and not (once and taken[j]):
+            hit[k], taken[j] = 1, True
+    tp = np.cumsum(hit) if cumulative else hit
+    seen = np.arange(1, len(found) + 1)
+    precision = tp / seen
+    recall = tp / (len(found) if by == "detections" else len(truths))
+    return precision, recall
+
+
+_RANK = ("rank the detections by score, highest first (np.argsort(-scores)), and count TP and "
+         "FP in that order")
+_PR_FALLBACK = ("sort by score (highest first); each detection is a TP when its best IoU with a "
+                "ground truth is >= iou_threshold and that truth is not yet taken, else a FP; "
+                "precision = cumulative TP / detections so far, recall = cumulative TP / number "
+                "of ground truths")
+
+
+def _pr_variants(found, scores, truths, threshold):
+    v = lambda **k: _voc_curve(found, scores, truths, threshold, **k)  # noqa: E731
+    return [
+        (v(order="input"), _RANK + "; you kept the order they came in"),
+        (v(order="ascending"), _RANK + "; you ranked the lowest score first"),
+        (v(once=False), "each ground truth can be found only ONCE: a second detection of an "
+                        "object already taken is a false positive (a duplicate)"),
+        (v(strict=True), "a detection whose IoU EQUALS the threshold is a true positive: "
+                         "IoU >= iou_threshold, not >"),
+        (v(by="detections"), "recall divides by the number of GROUND-TRUTH boxes, not by the "
+                             "number of detections"),
+        (v(cumulative=False), "precision and recall after the k best detections count the "
+                              "true positives among ALL of them: a cumulative sum (np.cumsum)"),
+        (v(pairwise=True), "compare each detection with EVERY ground truth (its best IoU), not "
+                           "only with the truth at the same index"),
+        (_voc_curve(found, scores, truths, 0.5), "use the iou_threshold argument, not a fixed "
+                                                 "0.5"),
+    ]
+
+
+def _truths_apart(rng, m):
+    """m ground-truth boxes in different cells of a 4x4 grid of 50-pixel cells: none overlap."""
+    cells = rng.choice(16, size=m, replace=False)
+    corner = np.stack([cells % 4, cells // 4], 1) * 50.0 + rng.uniform(1, 10, size=(m, 2))
+    return np.concatenate([corner, corner + rng.uniform(15, 38, size=(m, 2))], 1).round(1)
+
+
+def _pr_case(rng, threshold):
+    """Truths apart, near copies of them (some above, some below the threshold, duplicates),
+    boxes elsewhere, and distinct scores; no IoU within 1e-6 of the threshold."""
+    while True:
+        m = int(rng.integers(2, 7))
+        truths = _truths_apart(rng, m)
+        found = []
+        for t in truths[rng.permutation(m)[: int(rng.integers(1, m + 1))]]:
+            size = t[2:] - t[:2]
+            for _ in range(int(rng.integers(1, 4))):
+                shift = rng.normal(0, 0.18, 2) * size
+                found.append(np.concatenate([t[:2] + shift, t[2:] + shift]))
+        for _ in range(int(rng.integers(0, 4))):
+            corner = rng.uniform(0, 180, 2)
+            found.append(np.concatenate([corner, corner + rng.uniform(10, 40, 2)]))
+        found = np.array(found).round(1)
+        found = found[rng.permutation(len(found))]
+        best = _pairwise_iou(found, truths).max(axis=1)
+        if np.all(np.abs(best - threshold) > 1e-6) and len(found) >= 3:
+            scores = rng.permutation(len(found)) / len(found) + rng.uniform(0.001, 0.009)
+            return found, scores.round(4), truths
+
+
+def _pr_cases():
+    rng = np.random.default_rng(143)
+    truths = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [40, 0, 50, 10]], float)
+    found = np.array([[20, 21, 30, 31], [0, 0, 10, 10], [60, 60, 70, 70], [1, 0, 11, 10],
+                      [45, 0, 55, 10]], float)
+    cases = [(found, np.array([0.7, 0.9, 0.6, 0.8, 0.5]), truths, 0.5)]  # the lesson's
+    # IoU exactly 1/2 and exactly 3/4 (1 x 1 inside 2 x 1; 3 x 1 inside 4 x 1): at the threshold
+    tie = np.array([[0, 0, 2, 1], [10, 0, 14, 1]], float)
+    cases.append((np.array([[10, 0, 13, 1], [0, 0, 1, 1], [20, 20, 25, 25]], float),
+                  np.array([0.2, 0.9, 0.5]), tie, 0.75))
+    cases.append((np.array([[0, 0, 1, 1], [10, 0, 13, 1]], float), np.array([0.3, 0.6]), tie, 0.5))
+    for threshold in (0.5, 0.6, 0.75, 0.5, 0.7, 0.55):
+        cases.append((*_pr_case(rng, threshold), threshold))
+    return cases
+
+
+def _pair_of_curves(got, call, n):
+    expect(isinstance(got, (tuple, list)) and len(got) == 2,
+           f"{call} returned {type(got).__name__} {got!r:.80}: return a pair (precision, "
+           "recall), two arrays with one value per detection.")
+    precision, recall = (array(value, call) for value in got)
+    for what, value in (("precision", precision), ("recall", recall)):
+        expect(value.shape == (n,), f"{call} returned {what} of shape {value.shape}; expected "
+               f"({n},): one value per detection, after the 1st, 2nd, ... best.")
+    return precision, recall
+
+
+def check_precision_recall(precision_recall):
+    """`precision_recall(boxes, scores, truths, iou_threshold=0.5)` -> (precision, recall), each
+    (N,) in descending score order, for N detections of one class in one image against its M
+    ground truths (PASCAL VOC's matching). Checked on the lesson's example, IoUs exactly at the
+    threshold, duplicates, and random cases at thresholds 0.5 to 0.75."""
+    precision_recall = student(precision_recall)
+
+    def run():
+        cases = _pr_cases()
+        for found, scores, truths, threshold in cases:
+            n, m = len(found), len(truths)
+            call = (f"precision_recall(boxes, scores, truths, iou_threshold={threshold}) with "
+                    f"{n} detections and {m} ground truths")
+            got = _pair_of_curves(precision_recall(found.copy(), scores.copy(), truths.copy(),
+                                                   iou_threshold=threshold), call, n)
+            want = _voc_curve(found, scores, truths, threshold)
+            if all(np.allclose(g, w, atol=1e-9) for g, w in zip(got, want)):
+                continue
+            stacked = np.stack(got)
+            hint = one_of(stacked, [(np.stack(want[::-1]), "return (precision, recall) in that "
+                                     "order")] + [(np.stack(value), h) for value, h in
+                                                  _pr_variants(found, scores, truths, threshold)],
+                          _PR_FALLBACK, atol=1e-9)
+            k = int(np.abs(stacked - np.stack(want)).max(axis=0).argmax())
+            expect(False, f"{call}: after the {k + 1} best detection(s) you returned precision "
+                   f"{got[0][k]:.4f} and recall {got[1][k]:.4f}, expected {want[0][k]:.4f} and "
+                   f"{want[1][k]:.4f}: {hint}.")
+        return (f"{len(cases)} cases agree with PASCAL VOC's matching, duplicates and IoUs "
+                "exactly at the threshold included.")
+
+    return grade("precision_recall", run)
+
+
+def _voc_ap(precision, recall, points="all", envelope="right", at="end", start=0.0):
+    """VOC's all-point AP, or one of the usual slips when an option says so."""
+    p = np.concatenate([[0.0], precision, [0.0]])
+    r = np.concatenate([[0.0], recall, [1.0]])
+    if start is None:  # no point at recall 0: the curve starts at the first detection
+        p, r = p[1:], r[1:]
+    if envelope == "right":
+        p = np.maximum.accumulate(p[::-1])[::-1]
+    elif envelope == "left":
+        p = np.maximum.accumulate(p)
+    if points == 11:
+        return float(np.mean([p[r >= t].max() if (r >= t).any() else 0.0
+                              for t in np.linspace(0, 1, 11)]))
+    rises = np.flatnonzero(r[1:] != r[:-1])
+    return float(np.sum((r[rises + 1] - r[rises]) * p[rises + (1 if at == "end" else 0)]))
+
+
+def _ap_variants(precision, recall):
+    hits = np.diff(np.concatenate([[0.0], recall])) > 0
+    trapezoid = float(np.sum(np.diff(np.concatenate([[0.0], recall]))
+                             * (np.concatenate([[1.0], precision[:-1]]) + precision) / 2))
+    return [
+        (_voc_ap(precision, recall, points=11), "use ALL-POINT interpolation (a step at every "
+                                                "recall where it rises), not VOC 2007's 11 "
+                                                "recall points 0, 0.1, ..., 1"),
+        (_voc_ap(precision, recall, envelope=None), "interpolate first: replace each "
+         "precision by the BEST precision at any recall >= its own (the monotone envelope, "
+         "taken from the right) before summing"),
+        (_voc_ap(precision, recall, envelope="left"), "the envelope looks to the RIGHT: the "
+         "best precision at recall >= r (a running maximum from the end), not from the start"),
+        (_voc_ap(precision, recall, at="start"), "each recall step r_i -> r_(i+1) takes the "
+         "interpolated precision at its END, r_(i+1), not at its start (which credits the "
+         "last precision up to recall 1, where the curve's sentinel has precision 0)"),
+        (_voc_ap(precision, recall, start=None), "the curve starts at recall 0: add a point "
+         "(recall 0, precision 0) before the first, so the first step counts too"),
+        (trapezoid, "AP is a sum of rectangles under the interpolated curve, not the "
+                    "trapezoid rule"),
+        (float(np.mean(precision)), "AP is the area under the precision-recall curve, not the "
+                                    "mean of the precisions"),
+        (float(precision[hits].mean()) if hits.any() else 0.0,
+         "without interpolation, averaging the precision at each true positive divides by the "
+         "number FOUND; AP weights each step by how far recall rises"),
+        (100 * _voc_ap(precision, recall), "return a fraction between 0 and 1, not a "
+                                           "percentage"),
+    ]
+
+
+def _ap_cases():
+    rng = np.random.default_rng(144)
+    cases = [(np.array([1, 1 / 2, 2 / 3, 2 / 4, 2 / 5]), np.array([1, 1, 2, 2, 2]) / 3),
+             (np.array([0.0, 0.5, 2 / 3, 0.75]), np.array([0.0, 1, 2, 3]) / 3)]
+    for _ in range(7):
+        n, m = int(rng.integers(4, 16)), int(rng.integers(2, 9))
+        hit = rng.random(n) < rng.uniform(0.3, 0.8)
+        hit[np.cumsum(hit) > m] = False  # at most m true positives
+        tp = np.cumsum(hit)
+        cases.append((tp / np.arange(1, n + 1), tp / m))
+    return cases
+
+
+def check_average_precision(average_precision):
+    """`average_precision(precision, recall)` -> PASCAL VOC's AP, all-point interpolation, from
+    a precision-recall curve (each (N,), detections in descending score order). Checked on the
+    lesson's example and random curves, some ending below recall 1."""
+    average_precision = student(average_precision)
+
+    def run():
+        cases = _ap_cases()
+        answers = []
+        for precision, recall in cases:
+            call = f"average_precision(precision, recall) on a curve of {len(recall)} points"
+            answers.append(real_number(average_precision(precision.copy(), recall.copy()), call))
+        wants = [_voc_ap(p, r) for p, r in cases]
+        wrong = [i for i, (got, want) in enumerate(zip(answers, wants)) if abs(got - want) > 1e-9]
+        if wrong:
+            # A slip can agree with another on one curve by chance: name the one that explains
+            # every answer, else the one that explains the first wrong answer.
+            table = [_ap_variants(p, r) for p, r in cases]
+            hints = [h for k, (_, h) in enumerate(table[0])
+                     if all(abs(answers[i] - table[i][k][0]) <= 1e-9 for i in range(len(cases)))]
+            i = wrong[0]
+            precision, recall = cases[i]
+            hint = hints[0] if hints else one_of(
+                answers[i], [(v, h) for v, h in table[i] if abs(v - wants[i]) > 1e-9],
+                "AP = Σ (r_(i+1) − r_i) · p_interp(r_(i+1)) over the points where recall "
+                "rises, from recall 0, with p_interp(r) the best precision at recall >= r",
+                atol=1e-9, rtol=0)
+            expect(False, f"average_precision(precision, recall) on a curve of {len(recall)} "
+                   f"points (precision {precision.round(3).tolist()}, recall "
+                   f"{recall.round(3).tolist()}): you returned {answers[i]:.6f}, expected "
+                   f"{wants[i]:.6f}: {hint}.")
+        return f"{len(cases)} precision-recall curves agree with VOC's all-point AP."
+
+    return grade("average_precision", run)
