@@ -156,6 +156,16 @@ def conv_params_exit(k, c_in, c_out, groups=1, use_bias=True):
     raise SystemExit
 
 
+# predicted_shapes (a value, not a function): the solution as a learner writes it by hand ---------
+
+PREDICTED = [(25, 25, 16), (21, 21, 32), (11, 11, 32), (5, 5, 32), (10, 10, 8), (8, 8, 16), (16,)]
+
+
+def replaced(at, *shapes):
+    """PREDICTED with the shapes from index `at` on replaced, as a slip carried forward."""
+    return PREDICTED[:at] + list(shapes) + PREDICTED[at + len(shapes):]
+
+
 TABLES = [
     Table(grading.check_receptive_field, right_receptive_field,
           right=[receptive_field_with_numpy, receptive_field_as_lists],
@@ -184,7 +194,30 @@ TABLES = [
                  (weights_and_biases, "of type tuple: return a whole number (int)"),
                  (default_without_bias, "conv_params(3, 16, 32) returned 4,608"),
                  (conv_params_exit, "sys.exit(None)")]),
+    Table(grading.check_predicted_shapes, PRED := PREDICTED, untouched=False,
+          right=[[list(s) for s in PRED], tuple(np.array(s) for s in PRED), PRED[:-1] + [16],
+                 PRED[:-1] + [[16]]],
+          wrong=[(replaced(0, (29, 29, 16)), "padding='valid' (Keras's default)"),
+                 (replaced(0, (25, 25, 3)), "one channel per filter: 16"),
+                 (replaced(1, (23, 23, 32), (12, 12, 32), (5, 5, 32)), "spans 5 pixels"),
+                 (replaced(2, (10, 10, 32), (4, 4, 32), (8, 8, 8), (6, 6, 16)),
+                  "ceil(21 / 2) = 11"),
+                 (replaced(3, (6, 6, 32), (12, 12, 8), (10, 10, 16)),
+                  "pooling is 'valid' unless told otherwise"),
+                 (replaced(4, (11, 11, 8), (9, 9, 16)), "that is the 'valid' size"),
+                 (replaced(5, (8, 8, 8), (8,)), "two output channels per input channel"),
+                 (replaced(6, (1, 1, 16)), "drops the spatial axes"),
+                 ([(None, *s) for s in PRED], "leave out the batch axis"),
+                 (replaced(0, (16, 25, 25)), "channels-last"),
+                 ([tuple(float(d) for d in s) for s in PRED], "sizes are whole numbers"),
+                 (PRED[:-1], "one shape per layer"),
+                 ({i: s for i, s in enumerate(PRED)}, "make it a list"),
+                 (["x".join(map(str, s)) for s in PRED], "write each shape as a tuple")]),
 ]
+
+
+def test_the_hand_derived_shapes_are_what_keras_measures():
+    assert grading.building_blocks.measured_shapes() == PREDICTED
 
 
 @pytest.mark.parametrize("check, answer, expected", verdict_cases(TABLES))

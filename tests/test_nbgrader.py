@@ -43,6 +43,7 @@ WRONG = {
                              "order, position = np.arange(len(x)), 0"),
     "receptive_field": ("field += (kernel - 1) * dilation * jump", "field += (kernel - 1) * jump"),
     "conv_params": ("(c_in // groups)", "c_in"),
+    "predicted_shapes": ("(11, 11, 32)", "(10, 10, 32)"),
     "momentum_step": ("velocity = momentum * velocity - learning_rate * g\n"
                       "    return w + velocity, velocity",
                       "velocity = momentum * velocity + g\n"
@@ -135,7 +136,9 @@ def answered(release, solution, wrong=False):
         source = re.sub(rf"[ \t]*({re.escape(BEGIN)}|{re.escape(END)})[^\n]*\n?", "",
                         answers[grade_id])
         if wrong and cell.cell_type == "code":
-            name = re.search(r"def (\w+)\(", source).group(1)
+            # the function it defines, or the value it assigns (a prediction)
+            name = re.search(r"def (\w+)\(|^(\w+) = ", source, re.M).group(1, 2)
+            name = name[0] or name[1]
             old, new = WRONG[name]
             assert old in source, f"carol's mistake for {name} no longer matches the solution"
             source = source.replace(old, new)

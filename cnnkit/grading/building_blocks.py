@@ -2,7 +2,9 @@
 
 The student writes `receptive_field(stack)` (checked against `cnnkit.analysis.receptive_fields`
 on real Keras models built from fixed and random stacks) and `conv_params(...)` (checked against
-`keras.layers.Conv2D(...).count_params()` for random sizes, groups and bias switches).
+`keras.layers.Conv2D(...).count_params()` for random sizes, groups and bias switches), and
+predicts, before measuring, the output shapes of a fixed stack (`predicted_shapes`, a list:
+compared with the shapes Keras computes, each wrong one named with the rule it breaks).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numpy as np
 
 from .core import expect, grade, one_of, pair_of_whole_numbers, student, whole_number
 
-__all__ = ["check_receptive_field", "check_conv_params"]
+__all__ = ["check_receptive_field", "check_conv_params", "check_predicted_shapes", "predict_stack",
+           "measured_shapes"]
 
 
 def _random_stacks(rng, n=12):
@@ -157,3 +160,111 @@ def check_conv_params(conv_params):
                 f"{3 * 3 * 32 * 256:,} weights, one eighth of {3 * 3 * 256 * 256:,}.")
 
     return grade("conv_params", run)
+
+
+# --- Predict, then measure: the shapes of a stack, predicted by hand, measured by Keras --------
+
+PREDICT_INPUT = (29, 29, 3)
+
+
+def predict_stack():
+    """The stack whose output shapes exercise 02 asks for, as fresh Keras layers (one home for
+    the notebook that shows it and the grader that measures it)."""
+    from keras import layers
+
+    return [layers.Conv2D(16, 5, name="conv5x5"),
+            layers.Conv2D(32, 3, dilation_rate=2, name="dilated3x3"),
+            layers.Conv2D(32, 3, strides=2, padding="same", name="strided3x3_same"),
+            layers.MaxPooling2D(3, strides=2, name="maxpool3x3_s2"),
+            layers.Conv2DTranspose(8, 3, strides=2, padding="same", name="transposed3x3_s2"),
+            layers.DepthwiseConv2D(3, depth_multiplier=2, name="depthwise3x3_x2"),
+            layers.GlobalAveragePooling2D(name="gap")]
+
+
+def measured_shapes():
+    """Each layer's output shape (batch axis left out), as Keras computes it."""
+    import keras
+
+    x = inputs = keras.Input(PREDICT_INPUT)
+    shapes = []
+    for layer in predict_stack():
+        x = layer(x)
+        shapes.append(tuple(int(d) for d in x.shape[1:]))
+    del inputs
+    return shapes
+
+
+def _shape_slips(i, before):
+    """(shape, hint) for the usual slips at layer i, given the true shape `before` it."""
+    h, w, c = before if len(before) == 3 else (None, None, before[0])
+    valid = "padding='valid' (Keras's default) keeps only full windows: n − k + 1"
+    return [
+        [((h, w, 16), valid), ((h - 5, w - 5, 16), valid), ((h - 4, w - 4, c), "a convolution "
+          "outputs one channel per filter: 16")],
+        [((h - 2, w - 2, 32), "with dilation 2 a 3x3 kernel spans 5 pixels, so 'valid' shrinks "
+          "the map by (k − 1)·d = 4"), ((h, w, 32), "this convolution is 'valid' (the default), "
+          "not 'same'")],
+        [((h // 2, w // 2, 32), "'same' pads so that the output is ceil(n / stride), "
+          "here ceil(21 / 2) = 11"), ((h, w, 32), "stride 2 halves the map (rounding up with "
+          "'same')")],
+        [((-(-h // 2), -(-w // 2), c), "pooling is 'valid' unless told otherwise: "
+          "floor((n − k) / s) + 1"), ((h - 2, w - 2, c), "the pooling has stride 2: "
+          "floor((n − k) / s) + 1")],
+        [(((h - 1) * 2 + 3, (w - 1) * 2 + 3, 8), "that is the 'valid' size (n − 1)·s + k; with "
+          "'same' a transposed convolution outputs n · stride"), ((h // 2, w // 2, 8),
+          "a transposed convolution with stride 2 upsamples: n · stride")],
+        [((h - 2, w - 2, c), "depth_multiplier=2 gives two output channels per input channel"),
+         ((h, w, 2 * c), "this depthwise convolution is 'valid': n − k + 1")],
+        [((1, 1, c), "GlobalAveragePooling2D drops the spatial axes: the shape is (channels,)"),
+         ((h, w, c), "global pooling averages over the whole map: (channels,)")],
+    ][i]
+
+
+def _as_shape(entry, call):
+    """One predicted shape as a tuple of ints; a bare int stands for the shape (int,)."""
+    if isinstance(entry, (int, np.integer)) and not isinstance(entry, (bool, np.bool_)):
+        return (int(entry),)
+    expect(isinstance(entry, (tuple, list, np.ndarray)),
+           f"{call} is {entry!r:.60} of type {type(entry).__name__}: write each shape as a "
+           "tuple such as (25, 25, 16).")
+    for d in entry:
+        ok = isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_))
+        expect(ok, f"{call} = {tuple(entry)!r:.60} holds {d!r} of type {type(d).__name__}: "
+               "sizes are whole numbers (ints).")
+    return tuple(int(d) for d in entry)
+
+
+def check_predicted_shapes(predicted_shapes):
+    """`predicted_shapes`: the output shape of each layer of `predict_stack()` on an input of
+    PREDICT_INPUT, predicted by hand (batch axis left out); then measured by Keras."""
+    def run():
+        want = measured_shapes()
+        names = [layer.name for layer in predict_stack()]
+        expect(isinstance(predicted_shapes, (list, tuple)),
+               f"predicted_shapes is {type(predicted_shapes).__name__}: make it a list with one "
+               f"shape per layer, {len(want)} in all.")
+        expect(len(predicted_shapes) == len(want),
+               f"predicted_shapes has {len(predicted_shapes)} shapes; the stack has {len(want)} "
+               f"layers ({', '.join(names)}): one shape per layer.")
+        for p, w in zip(predicted_shapes, want):
+            if isinstance(p, (tuple, list)) and len(p) == len(w) + 1 and tuple(p[1:]) == w:
+                expect(False, "leave out the batch axis: write (height, width, channels), as "
+                       "`model.output_shape[1:]` shows it.")
+        got = [_as_shape(p, f"predicted_shapes[{i}]") for i, p in enumerate(predicted_shapes)]
+        for i, (g, w) in enumerate(zip(got, want)):
+            if g == w:
+                continue
+            before = want[i - 1] if i else PREDICT_INPUT
+            if len(g) == len(w) == 3 and g == (w[2], w[0], w[1]):
+                hint = "Keras is channels-last: (height, width, channels)"
+            else:
+                hint = one_of(g, [(s, text) for s, text in _shape_slips(i, before)],
+                              "work it out from the input shape the layer receives, "
+                              "its kernel, stride, padding and dilation")
+            expect(False, f"layer {i + 1}, {names[i]}, receives {before} and outputs {w}; you "
+                   f"predicted {g}: {hint}.")
+        return (f"all {len(want)} shapes match what Keras measures: "
+                + " → ".join(["x".join(map(str, PREDICT_INPUT))]
+                             + ["x".join(map(str, w)) for w in want]) + ".")
+
+    return grade("predicted_shapes", run)
