@@ -103,7 +103,7 @@ def _lenet(seed):
     return cnnkit.build("lenet5")
 
 
-def _train(model, x, y, global_batch, epochs, learning_rate):
+def _train(model, x, y, global_batch, epochs, learning_rate, verbose=0):
     """fit with plain SGD on the same batches (in order, partial batch dropped); the loss of
     every step, the steps counted, and the seconds of the epochs after the first (compiled)."""
     import keras
@@ -122,10 +122,15 @@ def _train(model, x, y, global_batch, epochs, learning_rate):
     # drop_remainder, done on the arrays: it works the same on every engine).
     n = len(x) // global_batch * global_batch
     counter, timer = BatchCounter(), EpochTimer()
-    model.fit(x[:n], y[:n], batch_size=global_batch, epochs=epochs, shuffle=False, verbose=0,
+    model.fit(x[:n], y[:n], batch_size=global_batch, epochs=epochs, shuffle=False, verbose=verbose,
               callbacks=[StepLosses(), counter, timer])
     return {"step_losses": losses, "iterations": counter.per_epoch,
             "seconds_per_epoch": timer.seconds}
+
+
+def _weights_sum(model):
+    """The sum of every weight, in float64: one number that two runs can compare."""
+    return float(sum(np.sum(np.asarray(w), dtype="float64") for w in model.get_weights()))
 
 
 def _weights_diff(a, b):
@@ -133,7 +138,8 @@ def _weights_diff(a, b):
                      for u, v in zip(a.get_weights(), b.get_weights())))
 
 
-def data_parallel(engine, devices, x, y, global_batch=64, epochs=2, learning_rate=0.05, seed=0):
+def data_parallel(engine, devices, x, y, global_batch=64, epochs=2, learning_rate=0.05, seed=0,
+                  verbose=0):
     """LeNet-5 trained on one device and on `devices` replicas from the same initial weights on
     the same global batches: the losses of both, and the largest weight difference at the end."""
     import keras
@@ -141,13 +147,14 @@ def data_parallel(engine, devices, x, y, global_batch=64, epochs=2, learning_rat
     used = _devices(engine, devices)
     one = _lenet(seed)
     start = one.get_weights()
-    single = _train(one, x, y, global_batch, epochs, learning_rate)
+    print(f"training LeNet-5 on one device, then on {devices} replicas ...", flush=True)
+    single = _train(one, x, y, global_batch, epochs, learning_rate, verbose)
     if engine == "jax":
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=used))
         try:
             replicated = _lenet(seed)  # variables made now are placed on every device
             replicated.set_weights(start)
-            many = _train(replicated, x, y, global_batch, epochs, learning_rate)
+            many = _train(replicated, x, y, global_batch, epochs, learning_rate, verbose)
             placed = sorted(str(d).lower() for d in replicated.weights[0].value.devices())
         finally:
             keras.distribution.set_distribution(None)
@@ -159,15 +166,16 @@ def data_parallel(engine, devices, x, y, global_batch=64, epochs=2, learning_rat
         with strategy.scope():  # variables made in the scope are mirrored on every device
             replicated = _lenet(seed)
             replicated.set_weights(start)
-            many = _train(replicated, x, y, global_batch, epochs, learning_rate)
+            many = _train(replicated, x, y, global_batch, epochs, learning_rate, verbose)
         placed = sorted(v.device.lower() for v in replicated.weights[0].value.values)
     return {"engine": engine, "devices": used, "replicas": devices, "global_batch": global_batch,
             "per_replica_batch": global_batch // devices, "one_device": single,
             "replicated": many, "first_kernel_on": placed,
-            "max_weight_difference": _weights_diff(one, replicated)}
+            "max_weight_difference": _weights_diff(one, replicated),
+            "weights_sum": _weights_sum(replicated)}
 
 
-def model_parallel(engine, devices, image_size=32, classes=1000, batch=2, seed=0):
+def model_parallel(engine, devices, image_size=32, classes=1000, batch=2, seed=0, verbose=0):
     """VGG-16 with fc6 (`fc1` in Keras's names) split column-wise over `devices`: each device
     holds 1/devices of its kernel; the outputs equal one device's within float tolerance."""
     if engine != "jax":
@@ -180,8 +188,10 @@ def model_parallel(engine, devices, image_size=32, classes=1000, batch=2, seed=0
     keras.utils.set_random_seed(seed)
     whole = cnnkit.build("vgg16", input_shape=(image_size, image_size, 3), classes=classes)
     images = np.random.default_rng(seed).uniform(0, 255, (batch, image_size, image_size, 3))
+    print(f"VGG-16 at {image_size}x{image_size} on one device, then with fc6 split ...",
+          flush=True)
     start = time.perf_counter()
-    expected = np.asarray(whole.predict(images, verbose=0))
+    expected = np.asarray(whole.predict(images, verbose=verbose))
     seconds_one = time.perf_counter() - start
     mesh = keras.distribution.DeviceMesh((1, devices), ["batch", "model"], devices=used)
     layout = keras.distribution.LayoutMap(mesh)
@@ -193,7 +203,7 @@ def model_parallel(engine, devices, image_size=32, classes=1000, batch=2, seed=0
         split = cnnkit.build("vgg16", input_shape=(image_size, image_size, 3), classes=classes)
         split.set_weights(whole.get_weights())
         start = time.perf_counter()
-        got = np.asarray(split.predict(images, verbose=0))
+        got = np.asarray(split.predict(images, verbose=verbose))
         seconds_split = time.perf_counter() - start
     finally:
         keras.distribution.set_distribution(None)
@@ -210,7 +220,7 @@ def model_parallel(engine, devices, image_size=32, classes=1000, batch=2, seed=0
 
 
 def multi_worker(engine, devices, x, y, process_id, processes, address, global_batch=64,
-                 epochs=2, learning_rate=0.05, seed=0):
+                 epochs=2, learning_rate=0.05, seed=0, verbose=0):
     """One of `processes` workers joined into one cluster (JAX) training LeNet-5 data-parallel
     on every worker's devices; each worker feeds its own part of every global batch."""
     if engine != "jax":
@@ -232,14 +242,12 @@ def multi_worker(engine, devices, x, y, process_id, processes, address, global_b
         rows = np.concatenate([np.arange(i * global_batch + process_id * local,
                                          i * global_batch + (process_id + 1) * local)
                                for i in range(steps)])
-        trained = _train(model, x[rows], y[rows], local, epochs, learning_rate)
-        weights = [np.asarray(keras.ops.convert_to_numpy(w)) for w in model.get_weights()]
+        trained = _train(model, x[rows], y[rows], local, epochs, learning_rate, verbose)
     finally:
         keras.distribution.set_distribution(None)
     return {"engine": engine, "process_id": process_id, "processes": processes,
             "global_devices": used, "local_batch": local, "global_batch": global_batch,
-            **trained, "weights_sum": float(sum(np.sum(w, dtype="float64") for w in weights)),
-            "weights_abs_sum": float(sum(np.sum(np.abs(w), dtype="float64") for w in weights))}
+            **trained, "weights_sum": _weights_sum(model)}
 
 
 PARTS = {"data-parallel": data_parallel, "model-parallel": model_parallel,
@@ -295,10 +303,15 @@ def launch(part, engine, devices=2, data=None, **options) -> dict:
         if data is not None:
             np.savez(f"{folder}/data.npz", x=data[0], y=data[1])
             line += ["--data", f"{folder}/data.npz"]
-        done = subprocess.run(line, env=_child_env(engine), capture_output=True, text=True)
-        print(done.stdout, end="")
-        if done.returncode != 0:
-            raise RuntimeError(f"{part} on {engine} failed:\n{done.stderr[-3000:]}")
+        # stderr (a backend's logs) goes to a file: a full pipe would block the child.
+        with open(f"{folder}/stderr.txt", "w+") as errors:
+            child = subprocess.Popen(line, env=_child_env(engine), text=True,
+                                     stdout=subprocess.PIPE, stderr=errors)
+            for printed in child.stdout:  # as it comes: the part's progress
+                print(printed, end="", flush=True)
+            if child.wait() != 0:
+                errors.seek(0)
+                raise RuntimeError(f"{part} on {engine} failed:\n{errors.read()[-3000:]}")
         return json.loads(Path(f"{folder}/out.json").read_text())
 
 

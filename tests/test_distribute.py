@@ -65,7 +65,8 @@ def check_equal_to_one_device(result, engine, n=96, global_batch=32, epochs=2):
 def test_jax_data_parallel_equals_one_device(capsys):
     result = distribute.launch("data-parallel", "jax", 2, data=digits_like(), global_batch=32,
                                epochs=2, learning_rate=0.1)
-    assert capsys.readouterr().out == "data-parallel on jax: devices ['cpu:0', 'cpu:1']\n"
+    assert capsys.readouterr().out == ("training LeNet-5 on one device, then on 2 replicas ...\n"
+                                       "data-parallel on jax: devices ['cpu:0', 'cpu:1']\n")
     check_equal_to_one_device(result, "jax")
     assert result["first_kernel_on"] == ["cpu:0", "cpu:1"]
 
@@ -86,7 +87,9 @@ def test_jax_model_parallel_splits_fc6():
 def test_tensorflow_mirrored_strategy_equals_one_device(capsys):
     result = distribute.launch("data-parallel", "tensorflow", 2, data=digits_like(),
                                global_batch=32, epochs=2, learning_rate=0.1)
-    assert capsys.readouterr().out == "data-parallel on tensorflow: devices ['cpu:0', 'cpu:1']\n"
+    assert capsys.readouterr().out == (
+        "training LeNet-5 on one device, then on 2 replicas ...\n"
+        "data-parallel on tensorflow: devices ['cpu:0', 'cpu:1']\n")
     check_equal_to_one_device(result, "tensorflow")
     assert [d.rsplit("/", 1)[1] for d in result["first_kernel_on"]] == ["device:cpu:0",
                                                                        "device:cpu:1"]

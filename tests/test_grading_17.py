@@ -214,4 +214,5 @@ def test_messages_quote_the_paper(capsys):
     assert "warms from 0.1 through 1.65 to 3.2 over 5 epochs" in out
     with pytest.raises(grading.GradeFailure) as failure:
         grading.check_lr_at(not_scaled)
-    assert "lr_at(1, 0.1, 256, 8192, 785) returned 0.1, expected 0.103949: scale the rate linearly" in str(failure.value)
+    assert ("lr_at(1, 0.1, 256, 8192, 785) returned 0.1, expected 0.103949: scale the rate "
+            "linearly" in str(failure.value))

@@ -96,7 +96,8 @@ def check_lr_at(lr_at):
     def run():
         rng = np.random.default_rng(170)
         # Goyal et al.: 0.1 for 256 images, 8,192 images, 5 epochs of 157 iterations of warm-up.
-        settings = [(0.1, 256, 8192, 785), (0.05, 32, 96, 10), (0.2, 128, 64, 7), (0.01, 64, 1000, 3)]
+        settings = [(0.1, 256, 8192, 785), (0.05, 32, 96, 10), (0.2, 128, 64, 7),
+                    (0.01, 64, 1000, 3)]
         settings += [(float(rng.uniform(1e-3, 0.5)), int(rng.integers(16, 512)),
                       int(rng.integers(16, 16_384)), int(rng.integers(1, 2_000))) for _ in range(8)]
         cases = []
