@@ -208,6 +208,77 @@ def bottleneck_exits(c_in, width, c_out, groups=1):
     raise SystemExit(0)
 
 
+# bottleneck_block: buggy_bottleneck with its two bugs fixed ------------------------------------
+
+def fixed_bottleneck(x, width, strides=1, *, relu_last=False, project=needs_projection,
+                     first=None, middle_relu=True, first_relu=True, bias=False, bn_proj=True,
+                     expansion=4, final_relu=True):
+    """The solution; each keyword away from its default is one mistake."""
+    filters = expansion * width
+    first, middle = (strides, 1) if first is None else first
+    y = layers.Conv2D(width, 1, strides=first, use_bias=bias)(x)
+    y = layers.BatchNormalization()(y)
+    y = layers.ReLU()(y) if first_relu else y
+    y = layers.Conv2D(width, 3, strides=middle, padding="same", use_bias=bias)(y)
+    y = layers.BatchNormalization()(y)
+    y = layers.ReLU()(y) if middle_relu else y
+    y = layers.Conv2D(filters, 1, use_bias=bias)(y)
+    y = layers.BatchNormalization()(y)
+    y = layers.ReLU()(y) if relu_last else y
+    shortcut = x
+    if project(x, filters, strides):
+        shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False)(x)
+        shortcut = layers.BatchNormalization()(shortcut) if bn_proj else shortcut
+    y = layers.Add()([y, shortcut])
+    return layers.ReLU()(y) if final_relu else y
+
+
+def right_bottleneck_block(x, width, strides=1):
+    return fixed_bottleneck(x, width, strides)
+
+
+def bottleneck_with_ops_and_shortcut_first(x, width, strides=1):
+    filters = 4 * width
+    shortcut = x
+    if strides > 1 or x.shape[-1] != filters:
+        shortcut = layers.BatchNormalization()(
+            layers.Conv2D(filters, 1, strides=strides, use_bias=False)(x))
+    y = x
+    for size, n, s in ((1, width, strides), (3, width, 1), (1, filters, 1)):
+        y = layers.BatchNormalization()(
+            layers.Conv2D(n, size, strides=s, padding="same", use_bias=False)(y))
+        y = layers.Activation("relu")(y) if n == width else y
+    return layers.Activation("relu")(keras.ops.add(shortcut, y))
+
+
+def bottleneck_sequential_units(x, width, strides=1):
+    def unit(n, size, s, relu):
+        return keras.Sequential([layers.Conv2D(n, size, strides=s, padding="same",
+                                               use_bias=False), layers.BatchNormalization()]
+                                + ([layers.ReLU()] if relu else []))
+    y = unit(width, 1, strides, True)(x)
+    y = unit(width, 3, 1, True)(y)
+    y = unit(4 * width, 1, 1, False)(y)
+    s = unit(4 * width, 1, strides, False)(x) if needs_projection(x, 4 * width, strides) else x
+    return layers.ReLU()(layers.Add()([y, s]))
+
+
+def only_the_relu_fixed(x, width, strides=1):
+    return fixed_bottleneck(x, width, strides, project=lambda x, f, s: s != 1)
+
+
+def only_the_shortcut_fixed(x, width, strides=1):
+    return fixed_bottleneck(x, width, strides, relu_last=True)
+
+
+def bottleneck_returns_model(x, width, strides=1):
+    return keras.Model(x, right_bottleneck_block(x, width, strides))
+
+
+def bottleneck_crashes_on_its_own(x, width, strides=1):
+    return {}["width"]
+
+
 TABLES = [
     Table(grading.check_residual_block, right_residual_block,
           right=[kit_block, with_ops_and_shortcut_first, sequential_branch],
@@ -230,6 +301,30 @@ TABLES = [
                  (returns_a_model, "return the block's output tensor"),
                  (builds_on_its_own_input, "not computed from x"),
                  (exits, "sys.exit(1)")]),
+    Table(grading.check_bottleneck_block, right_bottleneck_block,
+          right=[bottleneck_with_ops_and_shortcut_first, bottleneck_sequential_units],
+          wrong=[(grading.buggy_bottleneck, "whenever the stride OR the number of channels"),
+                 (only_the_relu_fixed, "whenever the stride OR the number of channels"),
+                 (only_the_shortcut_fixed, "the last ReLU comes only after the addition"),
+                 (lambda x, w, strides=1: fixed_bottleneck(x, w, strides, first=(1, strides)),
+                  "strides its first 1x1 convolution"),
+                 (lambda x, w, strides=1: fixed_bottleneck(x, w, strides, final_relu=False),
+                  "apply the ReLU after the addition"),
+                 (lambda x, w, strides=1: fixed_bottleneck(x, w, strides, middle_relu=False),
+                  "the 3x3 convolution's BatchNormalization is followed by a ReLU"),
+                 (lambda x, w, strides=1: fixed_bottleneck(x, w, strides, first_relu=False),
+                  "the first 1x1 convolution's BatchNormalization is followed by a ReLU"),
+                 (lambda x, w, strides=1: fixed_bottleneck(x, w, strides, bn_proj=False),
+                  "the projection needs its BatchNormalization"),
+                 (lambda x, w, strides=1: fixed_bottleneck(x, w, strides,
+                                                           project=lambda *a: True),
+                  "the shortcut is the identity here"),
+                 (lambda x, w, strides=1: fixed_bottleneck(x, w, strides, bias=True),
+                  "use_bias=False"),
+                 (lambda x, w, strides=1: fixed_bottleneck(x, w, strides, expansion=2),
+                  "widens to 4·width"),
+                 (bottleneck_returns_model, "return the block's output tensor"),
+                 (bottleneck_crashes_on_its_own, "your code raised KeyError")]),
     Table(grading.check_bottleneck_params, right_bottleneck_params,
           right=[bottleneck_params_numpy],
           wrong=[(projection_forgotten, "the shortcut is projected"),

@@ -6,6 +6,9 @@
   blocks holding the same random kernels, γ, β and BatchNorm moving statistics.
 - `bottleneck_params(c_in, width, c_out, groups=1)`: the trainable parameters of a (ResNeXt)
   bottleneck, checked against cnnkit's `bottleneck` on random sizes.
+- `bottleneck_block(x, width, strides=1)`: find the bug. The exercise shows `buggy_bottleneck`
+  (below), with two bugs; the student's fixed block is compared with cnnkit's `bottleneck`
+  exactly as `residual_block` is with `basic_block`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from cnnkit.models.resnet import basic_block, bottleneck
 
 from .core import GradeFailure, StudentCrash, expect, grade, student, whole_number
 
-__all__ = ["check_residual_block", "check_bottleneck_params"]
+__all__ = ["check_residual_block", "check_bottleneck_params", "check_bottleneck_block",
+           "buggy_bottleneck"]
 
 # Mistakes that keep the block's shapes and parameters, each rebuilt with the reference's weights
 # so that a block computing it can be told what it did.
@@ -293,3 +297,166 @@ def check_bottleneck_params(bottleneck_params):
                 f"{resnext:,}.")
 
     return grade("bottleneck_params", run)
+
+
+# --- Find the bug: a bottleneck with two bugs, shown to the student ---------------------------
+
+def buggy_bottleneck(x, width, strides=1):
+    """ResNet-50's bottleneck block (He et al., 2016, Fig. 5 right), as a classmate wrote it.
+    It has two bugs; exercise 08 asks for them to be found and fixed."""
+    filters = 4 * width
+    y = layers.Conv2D(width, 1, strides=strides, use_bias=False)(x)
+    y = layers.BatchNormalization()(y)
+    y = layers.ReLU()(y)
+    y = layers.Conv2D(width, 3, padding="same", use_bias=False)(y)
+    y = layers.BatchNormalization()(y)
+    y = layers.ReLU()(y)
+    y = layers.Conv2D(filters, 1, use_bias=False)(y)
+    y = layers.BatchNormalization()(y)
+    y = layers.ReLU()(y)
+    shortcut = x
+    if strides != 1:
+        shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False)(x)
+        shortcut = layers.BatchNormalization()(shortcut)
+    return layers.ReLU()(layers.Add()([y, shortcut]))
+
+
+BOTTLENECK_MISTAKES = {
+    "relu_before_add": "F(x) ends with BatchNormalization: the last ReLU comes only after the "
+                       "addition, y = ReLU(F(x) + shortcut), not ReLU(ReLU(F(x)) + shortcut)",
+    "no_final_relu": "apply the ReLU after the addition, y = ReLU(F(x) + shortcut)",
+    "stride_on_3x3": "this block strides its first 1x1 convolution, as the paper and "
+                     "keras.applications do (striding the 3x3 is torchvision's ResNet v1.5)",
+    "no_middle_relu": "the 3x3 convolution's BatchNormalization is followed by a ReLU",
+    "no_first_relu": "the first 1x1 convolution's BatchNormalization is followed by a ReLU",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _reference_bottleneck_block(shape, width, strides):
+    inputs = keras.Input(shape)
+    return keras.Model(inputs, bottleneck(inputs, width, 4 * width, strides=strides,
+                                          name="reference", epsilon=1e-3))
+
+
+def _bottleneck_variant(shape, width, strides, epsilon, mistake, weights, x):
+    """The bottleneck with `mistake` made, holding `weights`, applied to x."""
+    def conv_bn(t, filters, size, stride, role, relu=True):
+        t = layers.Conv2D(filters, size, strides=stride, padding="same", use_bias=False,
+                          name=f"{role}_conv")(t)
+        t = layers.BatchNormalization(epsilon=epsilon, name=f"{role}_bn")(t)
+        return layers.ReLU()(t) if relu else t
+
+    inputs = keras.Input(shape)
+    first, middle = (1, strides) if mistake == "stride_on_3x3" else (strides, 1)
+    y = conv_bn(inputs, width, 1, first, "1", relu=mistake != "no_first_relu")
+    y = conv_bn(y, width, 3, middle, "2", relu=mistake != "no_middle_relu")
+    y = conv_bn(y, 4 * width, 1, 1, "3", relu=mistake == "relu_before_add")
+    s = inputs if "0_conv" not in weights else conv_bn(inputs, 4 * width, 1, strides, "0",
+                                                        relu=False)
+    y = layers.Add()([y, s])
+    model = keras.Model(inputs, y if mistake == "no_final_relu" else layers.ReLU()(y))
+    for layer in model.layers:
+        if layer.name in weights:
+            layer.set_weights(weights[layer.name])
+    return keras.ops.convert_to_numpy(model(x, training=False))
+
+
+def _bottleneck_param_hint(got, want, c_in, width, identity):
+    filters = 4 * width
+    if got - want in (2 * width + filters, 2 * width + 2 * filters - (filters if identity else 0)):
+        return ("a bias before BatchNormalization is cancelled by it: Conv2D(..., "
+                "use_bias=False), as in the classmate's code")
+    if identity and got == want + c_in * filters + 2 * filters:
+        return ("x already has 4·width channels and the stride is 1: the shortcut is the "
+                "identity here")
+    if not identity and got == want - 2 * filters:
+        return "the projection needs its BatchNormalization, as in the classmate's code"
+    return ("1x1 to width, 3x3 width to width, 1x1 to 4·width, each without bias and followed by "
+            "BatchNormalization, plus a 1x1 projection with BatchNormalization where the shape "
+            "changes")
+
+
+def _runs_as_identity(bottleneck_block, shape, width):
+    """Whether the block builds where no projection is needed (4·width channels, stride 1): if
+    so, its crash elsewhere comes from the shortcut; if not, from something else."""
+    try:
+        bottleneck_block(keras.Input((*shape[:2], 4 * width)), width, strides=1)
+    except StudentCrash:
+        return False
+    return True
+
+
+def check_bottleneck_block(bottleneck_block):
+    """`bottleneck_block(x, width, strides=1)` -> ResNet-50's bottleneck (4·width channels out),
+    `buggy_bottleneck` fixed: compared with cnnkit's `bottleneck` (shapes, parameters, outputs
+    with the same random weights)."""
+    bottleneck_block = student(bottleneck_block)
+
+    def run():
+        rng = np.random.default_rng(8)
+        # conv2_x's first block (64 channels in, 4·16 out: a projection at stride 1) first, then
+        # an identity block, then a strided one; the input width never equals `width`, so that
+        # every kernel has its own shape and the weights can be handed out shape for shape.
+        cases = [((6, 6, 8), 4, 1), ((5, 5, 16), 4, 1), ((7, 7, 16), 8, 2), ((6, 5, 12), 8, 2)]
+        for _ in range(2):
+            width = int(rng.choice([2, 4, 6]))
+            c_in = int(rng.choice([4 * width, 3 * width, width + 2]))
+            strides = int(rng.integers(1, 3))
+            cases.append(((*map(int, rng.integers(3, 8, 2)), c_in), width, strides))
+        for shape, width, strides in cases:
+            call = f"bottleneck_block(x, {width}, strides={strides}) on x of shape {shape}"
+            identity = strides == 1 and shape[-1] == 4 * width
+            inputs = keras.Input(shape)
+            try:
+                outputs = bottleneck_block(inputs, width, strides=strides)
+            except StudentCrash as crash:
+                if identity or not isinstance(crash.error, Exception) or isinstance(
+                        crash.error, NotImplementedError) or not _runs_as_identity(
+                        bottleneck_block, shape, width):
+                    raise
+                raise GradeFailure(
+                    f"{call} raised {type(crash.error).__name__}: {crash.error}. x has "
+                    f"{shape[-1]} channels and F(x) {4 * width}: the shortcut must be projected "
+                    "whenever the stride OR the number of channels changes (as in conv2_x's "
+                    "first block, 64 channels in and 256 out at stride 1).") from None
+            expect(isinstance(outputs, keras.KerasTensor),
+                   f"{call} returned {type(outputs).__name__} {outputs!r:.60}: return the "
+                   "block's output tensor.")
+            try:
+                model = keras.Model(inputs, outputs)
+            except ValueError as err:
+                raise GradeFailure(f"{call} returned a tensor not computed from x ({err}).") \
+                    from None
+            reference = _reference_bottleneck_block(shape, width, strides)
+            got_shape, want_shape = tuple(model.output.shape[1:]), tuple(reference.output.shape[1:])
+            expect(got_shape == want_shape, f"{call} gives an output of shape {got_shape}, "
+                   f"expected {want_shape}: the last 1x1 widens to 4·width = {4 * width} "
+                   "channels and the stride halves the map once.")
+            got, want = count_params(model), count_params(reference)
+            expect(got == want, f"{call} has {got:,} trainable parameters, cnnkit's bottleneck "
+                   f"{want:,}: {_bottleneck_param_hint(got, want, shape[-1], width, identity)}.")
+            epsilons = {layer.epsilon for layer in _leaves(model) if
+                        isinstance(layer, layers.BatchNormalization)}
+            epsilon = epsilons.pop() if len(epsilons) == 1 else 1e-3
+            weights = _randomise(reference, rng)
+            assignments = _assignments(model, weights)
+            expect(assignments, f"{call}: the layers with weights must be the block's Conv2D "
+                   "layers (use_bias=False) and BatchNormalization layers.")
+            x = rng.normal(size=(2, *shape)).astype("float32")
+            pairs = [_outputs(model, reference, a, weights, x) for a in assignments]
+            if any(np.allclose(y, want_y, rtol=1e-4, atol=1e-4) for y, want_y in pairs):
+                continue
+            hint = next((text for mistake, text in BOTTLENECK_MISTAKES.items() if any(
+                np.allclose(y, _bottleneck_variant(shape, width, strides, epsilon, mistake,
+                                                   weights, x), rtol=1e-4, atol=1e-4)
+                for y, _ in pairs)), "compare each line with the paper's Fig. 5: conv-BN-ReLU "
+                "twice, conv-BN, add the shortcut, then ReLU")
+            worst = min(float(np.abs(y - want_y).max()) for y, want_y in pairs)
+            expect(False, f"{call}: with random weights (copied into both) and random inputs, "
+                   f"your block's output differs from cnnkit's bottleneck by up to {worst:.3g}: "
+                   f"{hint}.")
+        return (f"both bugs fixed: {len(cases)} blocks (projection at stride 1, identity, "
+                "strided) agree with cnnkit's bottleneck in shapes, parameters and outputs.")
+
+    return grade("bottleneck_block", run)
