@@ -20,7 +20,7 @@ ALL_NOTEBOOKS = NOTEBOOKS + sorted((ROOT / "solutions").glob("*.ipynb")) + sorte
 COURSE = ["00_start_here", "01_epochs_iterations", "02_building_blocks", "03_optimizers",
           "04_transfer_learning", "05_data_augmentation", "06_classic_cnns", "07_inception",
           "08_resnet", "09_dense_connections", "10_channel_attention", "11_efficient_design",
-          "12_reparameterization", "13_segmentation", "14_detection_blocks"]
+          "12_reparameterization", "13_segmentation", "14_detection_blocks", "17_scaling_out"]
 
 
 def readme_commands():
@@ -185,5 +185,7 @@ def test_tensorflow_is_imported_only_by_cnnkit_data_and_the_backend_switch():
                        if {"tensorflow", "tensorflow_datasets"} & set(imported_modules(p.read_text())))
     # cnnkit/backend.py imports it only when Keras runs on TensorFlow (and JAX or torch otherwise);
     # cnnkit/segmentation.py only inside its Oxford-IIIT Pet loader (masks, which data.py's
-    # image-label loader drops), so its metric and generated shapes need no TensorFlow.
-    assert importers == ["cnnkit/backend.py", "cnnkit/data.py", "cnnkit/segmentation.py"]
+    # image-label loader drops), so its metric and generated shapes need no TensorFlow;
+    # cnnkit/distribute.py only in the parts that run on tf.distribute (engine "tensorflow").
+    assert importers == ["cnnkit/backend.py", "cnnkit/data.py", "cnnkit/distribute.py",
+                         "cnnkit/segmentation.py"]
