@@ -92,6 +92,7 @@ WRONG = {
     "decode_box": ("pw * np.exp(deltas[:, 2]), ph * np.exp(deltas[:, 3])",
                    "pw * deltas[:, 2], ph * deltas[:, 3]"),
     "iou": ("inter = np.maximum(width, 0) * np.maximum(height, 0)", "inter = width * height"),
+    "grad_cam": ("heat = np.maximum(weighted, 0)", "heat = weighted"),
 }
 
 CONFIG = """\
