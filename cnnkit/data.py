@@ -235,9 +235,58 @@ def _digits(image_size):
             [str(d) for d in range(10)], description)
 
 
+# The ten photographs behind the CIFAR-10 stand-in, in class order (scikit-image ships them all).
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "retina", "immunohistochemistry",
+          "hubble_deep_field", "brick", "grass", "gravel")
+
+
+def _photo_patches(image_size, n_train=5000, n_test=1000):
+    """CIFAR-10's stand-in: 32x32 colour patches of ten scikit-image photographs, one class per
+    photograph, at four scales. Training patches come from the left two thirds of each photograph,
+    test patches from the right third, so a test patch is never part of a training one."""
+    import skimage.data
+    from skimage.transform import resize
+
+    size = image_size or 32
+    rng = np.random.default_rng(0)  # every machine cuts the same patches
+    per_train, per_test = n_train // len(PHOTOS), n_test // len(PHOTOS)
+    x_train, x_test = [], []
+    for photo in PHOTOS:
+        image = getattr(skimage.data, photo)().astype("float32") / 255.0
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=-1)
+        scaled = []
+        for short in (128, 160, 224, 320):  # the photograph's short side, in pixels
+            factor = short / min(image.shape[:2])
+            shape = (round(image.shape[0] * factor), round(image.shape[1] * factor), 3)
+            scaled.append(resize(image, shape, order=1, anti_aliasing=True))
+        for count, out, part in ((per_train, x_train, "train"), (per_test, x_test, "test")):
+            for _ in range(count):
+                img = scaled[rng.integers(len(scaled))]
+                h, w = img.shape[:2]
+                cut = w * 2 // 3
+                lo, hi = (0, cut - 32) if part == "train" else (cut, w - 32)
+                top, left = rng.integers(0, h - 32 + 1), rng.integers(lo, hi + 1)
+                out.append(img[top:top + 32, left:left + 32])
+    y_train = np.repeat(np.arange(len(PHOTOS), dtype="int32"), per_train)
+    y_test = np.repeat(np.arange(len(PHOTOS), dtype="int32"), per_test)
+    x_train, x_test = np.stack(x_train), np.stack(x_test)
+    # Interleave the classes, so that the first k examples hold every class.
+    train_order, test_order = rng.permutation(len(x_train)), rng.permutation(len(x_test))
+    x_train, y_train = x_train[train_order], y_train[train_order]
+    x_test, y_test = x_test[test_order], y_test[test_order]
+    if size != 32:
+        x_train, x_test = _resize(x_train, size), _resize(x_test, size)
+    description = (f"32x32 patches of ten scikit-image photographs (class = which photograph: "
+                   f"{', '.join(PHOTOS)}), train from their left two thirds, test from the right "
+                   f"third" + (f", resized to {size}x{size}" if size != 32 else ""))
+    return (x_train.astype("float32"), y_train, x_test.astype("float32"), y_test, list(PHOTOS),
+            description)
+
+
 # What stands in for a dataset when tensorflow-datasets cannot provide it. tf_flowers has no
 # stand-in: no package ships flower photographs, and a lesson that needs them says so.
-FALLBACKS = {"mnist": _digits}
+FALLBACKS = {"mnist": _digits, "cifar10": _photo_patches}
 
 # The (train, test) splits to read, in tensorflow-datasets' split syntax. Most datasets have both;
 # tf_flowers (3,670 photographs of 5 kinds of flower) has only "train", so a fixed slice of it is

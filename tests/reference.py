@@ -6,6 +6,7 @@ count nobody has checked against an outside figure is not done. Where no outside
 the count is derived layer by layer from the paper's own table in a `derived_*.py` module.
 """
 
+from derived_airbench import AIRBENCH94_PARAMS
 from derived_detnet import DETNET59_PARAMS
 from derived_inception import INCEPTION_V2_PARAMS
 from derived_resnet import RESNET152_V2_PARAMS
@@ -100,6 +101,8 @@ REFERENCE_PARAMS = {
     "snet49": (SNET_PARAMS["snet49"], "derived from Qin et al. 2019, Table 1"),
     "snet146": (SNET_PARAMS["snet146"], "derived from Qin et al. 2019, Table 1"),
     "snet535": (SNET_PARAMS["snet535"], "derived from Qin et al. 2019, Table 1"),
+    # 16 fast training
+    "airbench94": (AIRBENCH94_PARAMS, "derived from Jordan 2024, Section 3.1"),
 }
 
 # Variants that are options of a registered model rather than models of their own.

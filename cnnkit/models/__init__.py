@@ -13,8 +13,9 @@ from cnnkit.models import mobilenet, shufflenet, ghostnet, efficientnet  # noqa:
 from cnnkit.models import repvgg  # noqa: F401  (12 re-parameterization)
 from cnnkit.models import fcn, unet, bisenet, dfanet  # noqa: F401  (13 segmentation)
 from cnnkit.models import darknet, fpn, hourglass, detnet, thundernet  # noqa: F401  (14)
+from cnnkit.models import airbench  # noqa: F401  (16 fast training)
 
 __all__ = ["lenet", "alexnet", "vgg", "googlenet", "inception", "xception", "resnet",
            "densenet", "dpn", "vovnet", "senet", "sknet", "resnest", "mobilenet", "shufflenet",
            "ghostnet", "efficientnet", "repvgg", "fcn", "unet", "bisenet", "dfanet", "darknet",
-           "fpn", "hourglass", "detnet", "thundernet"]
+           "fpn", "hourglass", "detnet", "thundernet", "airbench"]
