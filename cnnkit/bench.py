@@ -132,8 +132,10 @@ def _check_precision(precision):
 
 def bench(name: str, *, batch: int = 32, steps: int = 10, warmup: int = 2, mode: str = "train",
           precision: str = "float32", input_size: int | None = None,
-          peak: float | None = None, show_progress: bool = True) -> BenchResult:
-    """Time `steps` training (or inference) steps of the kit model `name` on random data."""
+          peak: float | None = None, show_progress: bool = True,
+          options: dict | None = None) -> BenchResult:
+    """Time `steps` training (or inference) steps of the kit model `name` on random data;
+    `options` go to `cnnkit.build` (e.g. {"alpha": 0.5})."""
     import cnnkit
     from cnnkit.analysis import model_macs
     from cnnkit.training import progress_bar
@@ -150,7 +152,7 @@ def bench(name: str, *, batch: int = 32, steps: int = 10, warmup: int = 2, mode:
     before = keras.config.dtype_policy()
     keras.config.set_dtype_policy(precision)
     try:
-        model = cnnkit.build(name, input_shape=shape)
+        model = cnnkit.build(name, input_shape=shape, **(options or {}))
     finally:
         keras.config.set_dtype_policy(before)  # only this model takes the precision
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),

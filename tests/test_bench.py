@@ -55,6 +55,14 @@ def test_a_measured_run_agrees_with_itself():
     assert (r.peak_tflops, r.mfu) == (2.0, pytest.approx(r.tflops / 2.0))
 
 
+def test_build_options_reach_the_model():
+    r = B.bench("mobilenet_v1", batch=1, steps=1, warmup=1, mode="infer", input_size=32,
+                options={"alpha": 0.25}, show_progress=False)
+    small = cnnkit.build("mobilenet_v1", alpha=0.25, input_shape=(32, 32, 3))
+    assert r.macs_per_image == model_macs(small) < model_macs(
+        cnnkit.build("mobilenet_v1", input_shape=(32, 32, 3)))
+
+
 def test_precision_and_input_size_apply_to_the_benched_model_only():
     r = B.bench("lenet5", batch=3, steps=1, warmup=1, precision="mixed_bfloat16", input_size=36,
                 show_progress=False)

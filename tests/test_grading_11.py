@@ -222,6 +222,22 @@ TABLES = [
                  (returns_numpy_float, "of type float64"),
                  (round_none, "of type NoneType"),
                  (round_exit, "sys.exit(3)")]),
+    Table(grading.check_design, {"alpha": 0.5, "resolution": 224}, untouched=False,
+          right=[{"alpha": 1.0, "resolution": 112}, {"resolution": np.int64(224), "alpha": 0.5},
+                 {"alpha": 1, "resolution": 112}, {"alpha": np.float32(0.5), "resolution": 224}],
+          wrong=[({"alpha": 1.0, "resolution": 224}, "568.7 M multiply-accumulates, over"),
+                 ({"alpha": 0.75, "resolution": 160}, "166.4 M multiply-accumulates, over"),
+                 ({"alpha": 0.25, "resolution": 224}, "less than 90% of the 150 M budget"),
+                 ({"alpha": 0.75, "resolution": 128}, "less than 90% of the 150 M budget"),
+                 ({"alpha": 0.5}, 'it needs exactly "alpha" and "resolution"'),
+                 ({"alpha": 0.5, "resolution": 224, "depth": 1}, "it needs exactly"),
+                 ({"alpha": "0.5", "resolution": 224}, "the width multiplier is a number > 0"),
+                 ({"alpha": 0, "resolution": 224}, "the width multiplier is a number > 0"),
+                 ({"alpha": True, "resolution": 224}, "the width multiplier is a number > 0"),
+                 ({"alpha": 0.5, "resolution": 224.0}, "is a whole number"),
+                 ({"alpha": 0.5, "resolution": (224, 224, 3)}, "is a whole number"),
+                 ({"alpha": 1.0, "resolution": 16}, "below MobileNet's smallest input"),
+                 ([0.5, 224], "make it a dict")]),
 ]
 
 
@@ -244,3 +260,11 @@ def test_an_exact_tie_may_round_either_way(capsys):
     # 100 = 8·12 + 4: the exercise says "nearest", so 96 (ties down or to even) passes as 104 does
     grading.check_round_filters(round_filters_python_round)
     assert round_filters_python_round(100, 1.0) == 96 and right_round_filters(100, 1.0) == 104
+
+
+def test_the_budget_window_holds_the_papers_half_width_mobilenet(capsys):
+    # MobileNet's Table 6: 0.5 MobileNet-224, 149 M multiply-adds; 1.0 at 224 is 569 M
+    macs = grading.efficient_design.design_macs
+    assert round(macs(0.5, 224) / 1e6) == 149 and round(macs(1.0, 224) / 1e6) == 569
+    low, high = grading.efficient_design.BUDGET_MACS
+    assert low <= macs(0.5, 224) <= high < macs(0.75, 160)

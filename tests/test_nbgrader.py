@@ -43,6 +43,8 @@ WRONG = {
                              "order, position = np.arange(len(x)), 0"),
     "receptive_field": ("field += (kernel - 1) * dilation * jump", "field += (kernel - 1) * jump"),
     "conv_params": ("(c_in // groups)", "c_in"),
+    "design": ('design = {"alpha": 0.5, "resolution": 224}',
+               'design = {"alpha": 0.75, "resolution": 224}'),
     "bottleneck_block": ("if strides != 1 or x.shape[-1] != filters:", "if strides != 1:"),
     "predicted_shapes": ("(11, 11, 32)", "(10, 10, 32)"),
     "momentum_step": ("velocity = momentum * velocity - learning_rate * g\n"

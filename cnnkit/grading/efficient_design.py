@@ -6,6 +6,8 @@
   ghost_module with every argument varied;
 - `round_filters(filters, width)`: an int, checked against cnnkit's efficientnet.round_filters
   (an exact tie, v = 8k + 4, may round either way: the exercise says only "nearest").
+- `design`: a design under a budget, {"alpha": α, "resolution": r} for MobileNet v1 whose
+  multiply-accumulates (cnnkit.analysis, the papers' convention) fall in BUDGET_MACS.
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ import numpy as np
 
 from .core import array, expect, grade, student, whole_number
 
-__all__ = ["check_channel_shuffle", "check_ghost_module_params", "check_round_filters"]
+__all__ = ["check_channel_shuffle", "check_ghost_module_params", "check_round_filters",
+           "check_design"]
+
+# The design task's budget: at most 150 M multiply-accumulates, and at least 90% of it used.
+BUDGET_MACS = (135_000_000, 150_000_000)
 
 
 def check_channel_shuffle(channel_shuffle):
@@ -198,3 +204,49 @@ def check_round_filters(round_filters):
                 f"stage has {b7} channels, MobileNetV2 0.35's first conv {mobile}.")
 
     return grade("round_filters", run)
+
+
+@functools.lru_cache(maxsize=None)
+def design_macs(alpha, resolution):
+    """Multiply-accumulates of one image through MobileNet v1 (1000 classes) at width `alpha`
+    and input `resolution` x `resolution`, as cnnkit.analysis counts them."""
+    import cnnkit
+    from cnnkit.analysis import model_macs
+
+    return model_macs(cnnkit.build("mobilenet_v1", alpha=alpha,
+                                   input_shape=(resolution, resolution, 3)))
+
+
+def check_design(design):
+    """`design` = {"alpha": α, "resolution": r}: MobileNet v1 at width α and input r x r,
+    built by cnnkit, must spend between 90% and 100% of a 150 M multiply-accumulate budget."""
+    def run():
+        import numbers
+
+        low, high = BUDGET_MACS
+        expect(isinstance(design, dict), f"design is {type(design).__name__} {design!r:.60}: "
+               'make it a dict, {"alpha": ..., "resolution": ...}.')
+        keys = set(design)
+        expect(keys == {"alpha", "resolution"}, f"design has the keys {sorted(map(str, keys))}; "
+               'it needs exactly "alpha" and "resolution".')
+        alpha, resolution = design["alpha"], design["resolution"]
+        expect(isinstance(alpha, numbers.Real) and not isinstance(alpha, bool) and 0 < alpha,
+               f"alpha is {alpha!r:.40} of type {type(alpha).__name__}: the width multiplier is "
+               "a number > 0, such as 0.5 or 0.75.")
+        expect(isinstance(resolution, (int, np.integer)) and not isinstance(resolution, bool),
+               f"resolution is {resolution!r:.40} of type {type(resolution).__name__}: the input "
+               "side in pixels is a whole number (the input is resolution x resolution x 3).")
+        expect(resolution >= 32, f"resolution {resolution} is below MobileNet's smallest input, "
+               "32 pixels: its five stride-2 layers would leave no pixel.")
+        macs = design_macs(float(alpha), int(resolution))
+        scaling = ("MACs grow about as α² (every 1x1 convolution is α·c_in by α·c_out) and as "
+                   "r² (every layer sees (r/224)² as many pixels)")
+        expect(macs <= high, f"α = {alpha}, resolution {resolution} costs {macs / 1e6:.1f} M "
+               f"multiply-accumulates, over the {high / 1e6:.0f} M budget: {scaling}; shrink one.")
+        expect(macs >= low, f"α = {alpha}, resolution {resolution} costs {macs / 1e6:.1f} M "
+               f"multiply-accumulates, less than 90% of the {high / 1e6:.0f} M budget: you "
+               f"leave accuracy unused. {scaling}; grow one.")
+        return (f"α = {alpha}, {resolution}x{resolution}: {macs / 1e6:.1f} M multiply-accumulates, "
+                f"{macs / high:.0%} of the {high / 1e6:.0f} M budget.")
+
+    return grade("design", run)
