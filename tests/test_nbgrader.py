@@ -95,6 +95,9 @@ WRONG = {
                    "pw * deltas[:, 2], ph * deltas[:, 3]"),
     "iou": ("inter = np.maximum(width, 0) * np.maximum(height, 0)", "inter = width * height"),
     "grad_cam": ("heat = np.maximum(weighted, 0)", "heat = weighted"),
+    "global_batch_and_steps": ("global_batch = per_replica_batch * replicas",
+                               "global_batch = per_replica_batch"),
+    "lr_at": ("target = base_lr * global_batch / base_batch", "target = base_lr"),
 }
 
 CONFIG = """\
