@@ -21,17 +21,19 @@ from .reparameterization import *  # noqa: F401,F403  (12)
 from .segmentation import *  # noqa: F401,F403  (13)
 from .detection_blocks import *  # noqa: F401,F403  (14)
 from .what_networks_learn import *  # noqa: F401,F403  (15)
+from .fast_training import *  # noqa: F401,F403  (16)
 from .scaling_out import *  # noqa: F401,F403  (17)
 from . import (building_blocks, channel_attention, classic_cnns, data_augmentation,
                dense_connections, detection_blocks, efficient_design, epochs_iterations,
-               inception, optimizers, reparameterization, resnet, scaling_out, segmentation,
-               transfer_learning, what_networks_learn)
+               fast_training, inception, optimizers, reparameterization, resnet, scaling_out,
+               segmentation, transfer_learning, what_networks_learn)
 
 LESSONS = {"01": epochs_iterations, "02": building_blocks, "03": optimizers,
            "04": transfer_learning, "05": data_augmentation, "06": classic_cnns, "07": inception,
            "08": resnet, "09": dense_connections, "10": channel_attention,
            "11": efficient_design, "12": reparameterization, "13": segmentation,
-           "14": detection_blocks, "15": what_networks_learn, "17": scaling_out}
+           "14": detection_blocks, "15": what_networks_learn, "16": fast_training,
+           "17": scaling_out}
 """Each lesson's grader module, by lesson number."""
 
 __all__ = ["GradeFailure", "GraderError", "LESSONS"] + [
