@@ -33,6 +33,7 @@ import contextlib
 import keras
 import numpy as np
 
+from cnnkit.analysis import tap
 from cnnkit.backend import gradient
 
 __all__ = ["split_at", "feature_maps", "filters_as_images", "occlusion_map", "saliency",
@@ -55,11 +56,11 @@ def split_at(model, layer):
 
 
 def feature_maps(model, image, layers):
-    """{layer name: its output for `image`, (height, width, channels)}, in the order given."""
-    taps = keras.Model(_input(model), [model.get_layer(name).output for name in layers])
-    outputs = taps(np.asarray(image, "float32")[None])
-    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    return {name: to_numpy(out)[0] for name, out in zip(layers, outputs)}
+    """{layer name: its output for `image`, (height, width, channels)}, in the order given
+    (`cnnkit.analysis.tap` for one image)."""
+    # A list, as tap's probe model was built on model.inputs (else Keras warns).
+    outputs = tap(model, list(layers), [np.asarray(image, "float32")[None]])
+    return {name: out[0] for name, out in zip(layers, outputs)}
 
 
 def filters_as_images(kernel):
