@@ -99,8 +99,6 @@ def _norm(heat):
 
 
 def _grad_cam_hint(got, features, head, image, class_index, want):
-    import keras
-
     from cnnkit.backend import gradient
 
     a, raw, grads = _grad_cam_parts(features, head, image, class_index)
