@@ -1,9 +1,44 @@
-"""Optimizer paths drawn over the contours of a 2-D test surface (lesson 03)."""
+"""Optimizer paths on a 2-D test surface, and drawn over its contours (lesson 03).
+
+Rosenbrock's function ("An automatic method for finding the greatest or least value of a
+function", 1960) with its gradient in NumPy, and `trajectory`, which steps any Keras optimizer
+over it with `apply_gradients`, as `model.fit` does, so it runs on every Keras backend.
+"""
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["plot_trajectories"]
+__all__ = ["plot_trajectories", "rosenbrock", "rosenbrock_gradient", "trajectory",
+           "ROSENBROCK_START", "ROSENBROCK_MINIMUM"]
+
+ROSENBROCK_START = np.array([-1.2, 1.0])  # Rosenbrock's own start
+ROSENBROCK_MINIMUM = np.array([1.0, 1.0])
+
+
+def rosenbrock(x, y):
+    """f(x, y) = (1 − x)² + 100 (y − x²)²: a narrow curved valley, its minimum 0 at (1, 1)."""
+    return (1 - x) ** 2 + 100 * (y - x ** 2) ** 2
+
+
+def rosenbrock_gradient(x, y):
+    """(∂f/∂x, ∂f/∂y) of `rosenbrock`, written out by hand."""
+    return np.array([-2 * (1 - x) - 400 * x * (y - x ** 2), 200 * (y - x ** 2)])
+
+
+def trajectory(optimizer, steps, noise=0.0, seed=0, start=ROSENBROCK_START,
+               gradient=rosenbrock_gradient):
+    """The path of (x, y), an array of steps + 1 points, as the Keras `optimizer` descends the
+    surface from `start`; `noise` adds Gaussian noise to every gradient (a mini-batch's)."""
+    import keras
+
+    rng = np.random.default_rng(seed)
+    point = keras.Variable(np.asarray(start, dtype="float32"))
+    path = [keras.ops.convert_to_numpy(point)]
+    for _ in range(steps):
+        g = gradient(*path[-1].astype("float64")) + noise * rng.normal(size=2)
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(g, "float32"), point)])
+        path.append(keras.ops.convert_to_numpy(point))
+    return np.array(path)
 
 
 def plot_trajectories(surface, paths, minimum=None, xlim=(-2.0, 2.0), ylim=(-1.0, 3.0),

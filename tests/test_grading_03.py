@@ -147,6 +147,21 @@ def rmsprop_exit(w, g, mean_square, learning_rate, rho, epsilon):
     raise SystemExit(2)
 
 
+# race: an open experiment's report, re-measured by the grader ---------------------------------
+
+def race(optimizer, steps=grading.optimizers.RACE_STEPS):
+    """The optimizer after its run, and f along its path (float64)."""
+    from cnnkit.optimviz import rosenbrock, trajectory
+
+    path = trajectory(optimizer, steps).astype("float64")
+    return optimizer, rosenbrock(path[:, 0], path[:, 1])
+
+
+NESTEROV, NESTEROV_F = race(keras.optimizers.SGD(0.0015, momentum=0.9, nesterov=True))
+LION, LION_F = race(keras.optimizers.Lion(0.01))  # dips to 1e-9 on the way, ends at 0.035
+MOMENTUM, MOMENTUM_F = race(keras.optimizers.SGD(0.001, momentum=0.9))  # 0.012: just above
+
+
 TABLES = [
     Table(grading.check_momentum_step, right_momentum,
           right=[momentum_with_keras_ops],
@@ -176,6 +191,33 @@ TABLES = [
                  (rmsprop_in_place, "changed its input argument 3 in place"),
                  (rmsprop_three_values, "return a pair (new_w, new_mean_square)"),
                  (rmsprop_exit, "sys.exit(2)")]),
+    Table(grading.check_race, {"optimizer": NESTEROV, "final_loss": float(NESTEROV_F[-1])},
+          untouched=False,
+          right=[{"optimizer": NESTEROV, "final_loss": np.float32(NESTEROV_F[-1]),
+                  "notes": "Nesterov, just below SGD's stability limit"},
+                 {"final_loss": NESTEROV_F[-1], "optimizer": keras.optimizers.get(
+                     {"class_name": "SGD", "config": {"learning_rate": 0.0015, "momentum": 0.9,
+                                                      "nesterov": True}})},
+                 {"optimizer": NESTEROV, "final_loss": np.array(NESTEROV_F[-1])}],
+          wrong=[({"optimizer": LION, "final_loss": float(LION_F.min())}, "lowest f along the"),
+                 ({"optimizer": NESTEROV, "final_loss": float(NESTEROV_F[-2])},
+                  "that is f after 299 steps"),
+                 ({"optimizer": NESTEROV, "final_loss": float(np.log10(NESTEROV_F[-1]))},
+                  "that is log10(f)"),
+                 ({"optimizer": NESTEROV, "final_loss": 1e-6}, "report what your run measured"),
+                 ({"optimizer": MOMENTUM, "final_loss": float(MOMENTUM_F[-1])},
+                  "above the target 0.01: your report is honest"),
+                 ({"optimizer": keras.optimizers.SGD(0.01), "final_loss": float("nan")},
+                  "diverges on Rosenbrock's valley"),
+                 ({"optimizer": "sgd", "final_loss": 0.002}, "give the optimizer object you ran"),
+                 ({"optimizer": keras.optimizers.SGD, "final_loss": 0.002},
+                  "give the optimizer object you ran"),
+                 ({"optimizer": NESTEROV, "final_loss": "0.0022"}, "one number"),
+                 ({"optimizer": NESTEROV, "final_loss": NESTEROV_F}, "one number"),
+                 ({"optimizer": NESTEROV}, 'it needs "optimizer" and "final_loss"'),
+                 ({"optimizer": NESTEROV, "final_loss": 0.002, "loss": 0.002},
+                  'it needs "optimizer" and "final_loss"'),
+                 ([NESTEROV, float(NESTEROV_F[-1])], "make it a dict")]),
 ]
 
 

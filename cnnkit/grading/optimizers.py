@@ -5,6 +5,11 @@ The student writes one step of SGD with momentum and one of RMSProp, each return
 hyper-parameter settings away from the usual defaults and from random starting states, against
 Keras's update rules in float64 (`keras.optimizers.SGD` / `RMSprop`; tests/test_grading_03.py
 checks these references against the Keras optimizers themselves).
+
+An open experiment closes the exercise: the race to Rosenbrock's minimum. The student picks any
+Keras optimizer and its settings and reports `{"optimizer": the optimizer it ran, "final_loss":
+f at the last of RACE_STEPS steps}`. The grader runs a fresh copy of that optimizer (from its
+config) over the same steps: the reported value must be the one measured, and below RACE_TARGET.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ import numpy as np
 
 from .core import array, expect, grade, one_of, student
 
-__all__ = ["check_momentum_step", "check_rmsprop_step"]
+__all__ = ["check_momentum_step", "check_rmsprop_step", "check_race"]
+
+RACE_STEPS = 300
+RACE_TARGET = 0.01  # SGD's, Momentum's and Adam's settings in lesson 03 all end above it
 
 _TOLERANCE = dict(rtol=1e-4, atol=1e-7)
 
@@ -150,3 +158,67 @@ _RMSPROP_SLIPS = [
     (_rms(rho=lambda rho: 0.9), "use the `rho` argument (here {rho}), not 0.9"),
     (_rms(epsilon=1e-7), "use the `epsilon` argument (here {epsilon}), not 1e-7"),
 ]
+
+
+def check_race(report):
+    """`report` = {"optimizer": a Keras optimizer, "final_loss": f at the end of RACE_STEPS
+    steps from Rosenbrock's start}, optionally with "notes": re-measured, then held to
+    RACE_TARGET."""
+    import math
+    import numbers
+
+    import keras
+
+    from cnnkit.optimviz import rosenbrock, trajectory
+
+    def run():
+        expect(isinstance(report, dict), f"report is {type(report).__name__}: make it a dict, "
+               '{"optimizer": ..., "final_loss": ...}.')
+        missing = {"optimizer", "final_loss"} - set(report)
+        extra = set(report) - {"optimizer", "final_loss", "notes"}
+        expect(not missing and not extra, f"report has the keys {sorted(map(str, report))}; it "
+               'needs "optimizer" and "final_loss" (and may have "notes").')
+        optimizer, reported = report["optimizer"], report["final_loss"]
+        expect(isinstance(optimizer, keras.optimizers.Optimizer), f'report["optimizer"] is '
+               f"{optimizer!r:.60}: give the optimizer object you ran, e.g. "
+               "keras.optimizers.SGD(0.001, momentum=0.9).")
+        ok = isinstance(reported, numbers.Real) and not isinstance(reported, bool) or (
+            isinstance(reported, np.ndarray) and reported.shape == () or
+            isinstance(reported, np.generic) and np.ndim(reported) == 0)
+        expect(ok, f'report["final_loss"] is {reported!r:.60} of type '
+               f"{type(reported).__name__}: report f(x, y) at the last point, one number.")
+        reported = float(reported)
+        fresh = type(optimizer).from_config(optimizer.get_config())  # its settings, no state
+        path = trajectory(fresh, RACE_STEPS).astype("float64")
+        losses = rosenbrock(path[:, 0], path[:, 1])
+        measured = float(losses[-1])
+        rate = optimizer.get_config().get("learning_rate")
+        name = type(optimizer).__name__ + (f"({rate:g})" if isinstance(rate, numbers.Real)
+                                           else " (with a schedule)")
+        if not math.isfinite(measured):
+            expect(False, f"{name} diverges on Rosenbrock's valley (f becomes {measured}): a "
+                   "smaller learning rate keeps the steps inside the walls.")
+        if not math.isclose(reported, measured, rel_tol=1e-4, abs_tol=1e-9):
+            earlier = [k for k in range(RACE_STEPS) if math.isclose(reported, losses[k],
+                                                                    rel_tol=1e-4, abs_tol=1e-9)]
+            if math.isclose(reported, losses.min(), rel_tol=1e-4, abs_tol=1e-9):
+                hint = ("that is the lowest f along the path; the report is f at the LAST "
+                        f"point, after all {RACE_STEPS} steps")
+            elif earlier:
+                hint = (f"that is f after {earlier[-1]} steps; run all {RACE_STEPS}: "
+                        f"trajectory(optimizer, {RACE_STEPS})")
+            elif measured > 0 and math.isclose(reported, math.log10(measured), rel_tol=1e-4):
+                hint = "that is log10(f): report f itself"
+            else:
+                hint = ("report what your run measured, rosenbrock(*path[-1]), with the optimizer "
+                        "you give here (the grader reruns it from its settings)")
+            expect(False, f"the grader ran a fresh {name} for {RACE_STEPS} steps from (-1.2, 1) "
+                   f"and measured f = {measured:.4g}; your report says {reported:.4g}: {hint}.")
+        expect(measured <= RACE_TARGET, f"{name} ends at f = {measured:.4g} after {RACE_STEPS} "
+               f"steps, above the target {RACE_TARGET}: your report is honest, now tune it "
+               "(lesson 03: momentum and Nesterov run along the valley; a learning rate just "
+               "below the stability limit helps).")
+        return (f"{name} reaches f = {measured:.4g} in {RACE_STEPS} steps (target "
+                f"{RACE_TARGET}), and your report says so.")
+
+    return grade("race", run)
