@@ -15,48 +15,10 @@
   learning rate to use. `new_head(base, classes)`, `headless(model)` build the models.
 - `bn_statistics(model)` and `bn_drift(before, model)`: how far the moving statistics moved.
 
-Freezing and BatchNorm. A frozen layer's weights get no updates. BatchNormalization also has
-state that is never trainable, the moving mean and variance, updated not by gradients but in
-the forward pass whenever the layer runs in training mode. In Keras 3 (as in tf.keras since
-TensorFlow 2.0) `trainable=False` on a BatchNormalization layer means *inference mode*: it
-normalizes with its moving statistics and does not update them, whatever `training` says.
-`keras/src/layers/normalization/batch_normalization.py` (Keras 3.15), `BatchNormalization.call`:
-
-    if training and self.trainable:
-        mean, variance = self._moments(inputs, mask)   # batch statistics ...
-        self.moving_mean.assign(...)                    # ... and the moving averages updated
-    else:
-        mean = moving_mean                              # inference mode
-        variance = moving_variance
-
-and its docstring, "About setting `layer.trainable = False` on a BatchNormalization layer":
-"setting `trainable = False` on the layer means that the layer will be subsequently run in
-inference mode". Freezing is otherwise a different thing from inference mode (a frozen Dropout
-still drops in `fit`); BatchNorm is the one layer where Keras ties them together. Standalone
-Keras 2 did not: a frozen BN kept normalizing with each batch's own statistics during `fit`, so
-a frozen pretrained base saw differently scaled numbers in training and in evaluation (the
-change was proposed for Keras 2 in keras-team/keras#9965, 2018, and made in tf.keras 2.0).
-
-Why it matters: a pretrained BN layer's moving statistics describe the source data. Trained in
-training mode on a small target set, each step pulls them towards that batch's statistics
-(momentum 0.9 in cnnkit, 0.99 in keras.applications), the layers after it receive inputs
-scaled differently from what they were trained on, and the accuracy measured in evaluation
-drops although no weight "learned" anything. `bn_drift` measures the move.
-
-`trainable=False` versus calling the base with `training=False`. The tf.keras 2 recipe for
-fine-tuning was `x = base(inputs, training=False)`: the call argument was meant to keep the
-base in inference mode for good while `base.trainable = True` let all its weights train. In
-Keras 3 (checked on 3.15) that call argument does not survive `fit`: when a functional model
-runs, `operation_fn` in `keras/src/models/functional.py` overwrites each nested call's
-`training` with the outer one, and `fit` calls the model with training=True (reported in
-keras-team/keras#20285). So in Keras 3 the one switch is `trainable`: a frozen BN layer is in
-inference mode, an unfrozen one updates its statistics in `fit`. This matters in the subtle
-case, fine-tuning a base that contains BatchNorm: unfreeze the convolutions and keep the BN
-layers frozen. `unfreeze` and `regime` do that unless train_bn=True (so does the Keras
-EfficientNet fine-tuning example); BN's gamma and beta then stay fixed too, a small price.
-
-Change trainability before `compile` (or compile again): Keras reads which weights train when
-it builds the training function and the optimizer's slots.
+BatchNorm stays frozen when the rest is fine-tuned (`train_bn=False`): in Keras 3 a frozen
+BatchNormalization runs in inference mode, and `training=False` on a nested call does not survive
+`fit`. Lesson 04 §5 (notebooks/04_transfer_learning.ipynb) shows why, and measures the drift.
+Change trainability before `compile`: Keras reads it when it builds the training step.
 """
 
 from __future__ import annotations
