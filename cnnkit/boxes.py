@@ -222,8 +222,10 @@ def nms(boxes, scores, iou_threshold=0.5, max_outputs=None, score_threshold=None
             break
         keep = new
     order = ops.argsort(rank)  # ranks are distinct, so any sort gives the same order
-    # K depends on the values: read the mask on the host (ops.nonzero compiles slowly on JAX).
-    kept = ops.take(order, np.flatnonzero(ops.convert_to_numpy(ops.take(keep, order))))
+    # K depends on the values: pick on the host, so that no op sees a shape that depends on
+    # them (JAX compiles every op again for each new shape; ops.nonzero compiles slowly too).
+    order, keep = ops.convert_to_numpy(order), ops.convert_to_numpy(ops.take(keep, order))
+    kept = order[keep.astype(bool)].astype("int32")
     if max_outputs is not None:
         kept = kept[: int(max_outputs)]
-    return ops.cast(kept, "int32")
+    return ops.convert_to_tensor(kept, dtype="int32")

@@ -149,14 +149,11 @@ def assign(anchor_boxes, truth_boxes, truth_labels, positive=0.5, negative=0.4,
     ignores (its best IoU is in [negative, positive)); columns 1-4: `cnnkit.boxes.encode` of the
     anchor's object (zeros unless positive). `truth_boxes` and `truth_labels` are per image.
     """
-    n, count = len(truth_boxes), len(anchor_boxes)
-    most = max(1, max(len(b) for b in truth_boxes))
-    # Pad every image to `most` objects with a box far outside the image: IoU 0 with all anchors.
-    padded = np.tile(np.array([-20.0, -20.0, -10.0, -10.0], "float32"), (n, most, 1))
-    labels = np.full((n, most), -1, "int64")
-    for i, (b, c) in enumerate(zip(truth_boxes, truth_labels)):
-        padded[i, : len(b)], labels[i, : len(b)] = b, c
-    overlaps = ops.convert_to_numpy(box_ops.iou(anchor_boxes[None], padded))  # (n, N, most)
+    n = len(truth_boxes)
+    padded, labels = _padded(truth_boxes, truth_labels, chunk=_CHUNK)
+    overlaps = np.concatenate([ops.convert_to_numpy(box_ops.iou(anchor_boxes[None], part))
+                               for part in np.split(padded, len(padded) // _CHUNK)])
+    padded, labels, overlaps = padded[:n], labels[:n], overlaps[:n]  # (n, N, most)
     best = overlaps.argmax(axis=2)
     best_iou = np.take_along_axis(overlaps, best[..., None], axis=2)[..., 0]
     # Every object keeps the anchor it overlaps most, whatever that IoU.
@@ -166,9 +163,35 @@ def assign(anchor_boxes, truth_boxes, truth_labels, positive=0.5, negative=0.4,
     target_class = np.where(best_iou >= positive, np.take_along_axis(labels, best, 1) + 1, -1)
     target_class[best_iou < negative] = 0
     matched = np.take_along_axis(padded, best[..., None], axis=1)  # (n, N, 4)
-    deltas = ops.convert_to_numpy(box_ops.encode(matched, anchor_boxes[None], weights=weights))
+    deltas = np.concatenate([ops.convert_to_numpy(box_ops.encode(part, anchor_boxes[None],
+                                                                 weights=weights))
+                             for part in np.split(_fill(matched, _CHUNK, _FAR), -(-n // _CHUNK))])[:n]
     deltas[target_class <= 0] = 0.0
     return np.concatenate([target_class[..., None], deltas], axis=-1).astype("float32")
+
+
+# Box arrays go to keras.ops in chunks of fixed shapes: JAX compiles each new shape again.
+_CHUNK = 256
+_FAR = np.array([-20.0, -20.0, -10.0, -10.0], "float32")  # outside every image: IoU 0
+
+
+def _fill(x, chunk, value):
+    """x with its first axis padded up to a multiple of `chunk` with `value` (a row of x)."""
+    extra = -len(x) % chunk
+    return np.concatenate([x, np.full((extra, *x.shape[1:]), value, x.dtype)]) if extra else x
+
+
+def _padded(box_list, label_list, chunk=1, multiple=4):
+    """Per-image boxes and labels as arrays (n', most, 4) and (n', most), padded with far boxes
+    and label -1; `most` is a multiple of `multiple` and n' of `chunk` (fewer shapes)."""
+    most = max(1, max((len(b) for b in box_list), default=1))
+    most += -most % multiple
+    n = len(box_list) + (-len(box_list) % chunk)
+    padded = np.tile(_FAR, (n, most, 1))
+    labels = np.full((n, most), -1, "int64")
+    for i, (b, c) in enumerate(zip(box_list, label_list)):
+        padded[i, : len(b)], labels[i, : len(b)] = np.reshape(b, (-1, 4)), np.reshape(c, -1)
+    return padded, labels
 
 
 @keras.saving.register_keras_serializable(package="cnnkit")
@@ -256,9 +279,11 @@ def detect(outputs, anchor_boxes, image_size, score_threshold=0.05, iou_threshol
     outputs = np.asarray(outputs, "float32")
     classes = outputs.shape[-1] - 4
     scores = 1 / (1 + np.exp(-outputs[..., :classes]))
-    decoded = np.clip(ops.convert_to_numpy(
-        box_ops.decode(outputs[..., classes:], anchor_boxes[None], weights=weights)),
-        0, image_size)
+    n = len(outputs)
+    deltas = _fill(outputs[..., classes:], _CHUNK, 0.0)
+    decoded = np.clip(np.concatenate([
+        ops.convert_to_numpy(box_ops.decode(part, anchor_boxes[None], weights=weights))
+        for part in np.split(deltas, len(deltas) // _CHUNK)])[:n], 0, image_size)
     found = []
     for score, box in zip(scores, decoded):
         anchor, label = np.nonzero(score > score_threshold)
@@ -271,8 +296,12 @@ def detect(outputs, anchor_boxes, image_size, score_threshold=0.05, iou_threshol
         anchor, label, value, picked = anchor[keep], label[keep], value[keep], picked[keep]
         if len(value):
             shifted = picked + (label * 2.0 * image_size)[:, None]
-            kept = ops.convert_to_numpy(box_ops.nms(shifted, value, iou_threshold,
-                                                    max_outputs=max_detections))
+            # Padded to a power of two, at least 128, with far boxes scoring -1 that the
+            # threshold drops: a few shapes, each compiled once on JAX.
+            bucket = 1 << max(7, (len(value) - 1).bit_length())
+            kept = ops.convert_to_numpy(box_ops.nms(
+                _fill(shifted, bucket, _FAR), _fill(value, bucket, -1.0), iou_threshold,
+                max_outputs=max_detections, score_threshold=-0.5))
             picked, value, label = picked[kept], value[kept], label[kept]
         found.append(Detections(picked.reshape(-1, 4), value.astype("float32"),
                                 label.astype("int32")))
@@ -363,10 +392,18 @@ def evaluate(detections, truth_boxes, truth_labels, num_classes, iou_threshold=0
                          "ground truth.")
     pooled = [([], []) for _ in range(num_classes)]
     counts = np.zeros(num_classes, "int64")
-    for found, t_boxes, t_labels in zip(detections, truth_boxes, truth_labels):
+    # One IoU call for every image, padded to the most detections and truths of any image.
+    found_boxes, _ = _padded([f.boxes for f in detections], [f.labels for f in detections],
+                             multiple=16)
+    truths_padded, _ = _padded(truth_boxes, truth_labels)
+    all_overlaps = np.zeros((len(detections), found_boxes.shape[1], truths_padded.shape[1]))
+    if len(detections):
+        all_overlaps = ops.convert_to_numpy(box_ops.iou(found_boxes, truths_padded))
+    for found, t_boxes, t_labels, overlaps in zip(detections, truth_boxes, truth_labels,
+                                                  all_overlaps):
         t_labels = np.asarray(t_labels).reshape(-1)
         labels = np.asarray(found.labels).reshape(-1)
-        overlaps = _iou(found.boxes, t_boxes)
+        overlaps = overlaps[: len(labels), : len(t_labels)].astype("float64")
         scores = np.asarray(found.scores, "float64").reshape(-1)
         for c in range(num_classes):
             mine, theirs = np.flatnonzero(labels == c), np.flatnonzero(t_labels == c)

@@ -100,6 +100,8 @@ WRONG = {
     "global_batch_and_steps": ("global_batch = per_replica_batch * replicas",
                                "global_batch = per_replica_batch"),
     "lr_at": ("target = base_lr * global_batch / base_batch", "target = base_lr"),
+    "precision_recall": ("tp / len(truths)", "tp / len(boxes)"),
+    "average_precision": ("p = np.maximum.accumulate(p[::-1])[::-1]", "p = p"),
 }
 
 CONFIG = """\
