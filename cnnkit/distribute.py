@@ -104,8 +104,9 @@ def _lenet(seed):
 
 
 def _train(model, x, y, global_batch, epochs, learning_rate, verbose=0):
-    """fit with plain SGD on the same batches (in order, partial batch dropped); the loss of
-    every step, the steps counted, and the seconds of the epochs after the first (compiled)."""
+    """fit with plain SGD on the same batches (in order, partial batch dropped); the loss Keras
+    logs after every step (its running mean over the epoch so far), the steps counted, and the
+    seconds of every epoch (the first includes compiling)."""
     import keras
 
     from cnnkit.training import BatchCounter, EpochTimer
@@ -175,9 +176,11 @@ def data_parallel(engine, devices, x, y, global_batch=64, epochs=2, learning_rat
             "weights_sum": _weights_sum(replicated)}
 
 
-def model_parallel(engine, devices, image_size=32, classes=1000, batch=2, seed=0, verbose=0):
-    """VGG-16 with fc6 (`fc1` in Keras's names) split column-wise over `devices`: each device
-    holds 1/devices of its kernel; the outputs equal one device's within float tolerance."""
+def model_parallel(engine, devices, model="vgg16", layer="fc1", image_size=32, classes=1000,
+                   batch=2, seed=0, verbose=0):
+    """`model` with the Dense `layer` split column-wise over `devices` (VGG-16's fc6, `fc1` in
+    Keras's names, by default): each device holds 1/devices of its kernel and bias, every other
+    variable is copied whole; the outputs equal one device's within float tolerance."""
     if engine != "jax":
         raise ValueError("keras.distribution.ModelParallel trains on JAX only.")
     import keras
@@ -185,36 +188,41 @@ def model_parallel(engine, devices, image_size=32, classes=1000, batch=2, seed=0
     import cnnkit
 
     used = _devices(engine, devices)
-    keras.utils.set_random_seed(seed)
-    whole = cnnkit.build("vgg16", input_shape=(image_size, image_size, 3), classes=classes)
-    images = np.random.default_rng(seed).uniform(0, 255, (batch, image_size, image_size, 3))
-    print(f"VGG-16 at {image_size}x{image_size} on one device, then with fc6 split ...",
+    shape = (image_size, image_size, cnnkit.model_info(model).input_shape[-1])
+
+    def build():
+        keras.utils.set_random_seed(seed)
+        return cnnkit.build(model, input_shape=shape, classes=classes)
+
+    whole = build()
+    images = np.random.default_rng(seed).uniform(0, 255, (batch, *shape))
+    print(f"{model} at {image_size}x{image_size} on one device, then with {layer} split ...",
           flush=True)
     start = time.perf_counter()
     expected = np.asarray(whole.predict(images, verbose=verbose))
     seconds_one = time.perf_counter() - start
     mesh = keras.distribution.DeviceMesh((1, devices), ["batch", "model"], devices=used)
     layout = keras.distribution.LayoutMap(mesh)
-    layout["fc1/kernel"] = (None, "model")  # fc6's 4,096 output columns, split between devices
-    layout["fc1/bias"] = ("model",)
+    layout[f"{layer}/kernel"] = (None, "model")  # the layer's output columns, split
+    layout[f"{layer}/bias"] = ("model",)
     keras.distribution.set_distribution(
         keras.distribution.ModelParallel(layout_map=layout, batch_dim_name="batch"))
     try:
-        split = cnnkit.build("vgg16", input_shape=(image_size, image_size, 3), classes=classes)
+        split = build()  # variables made now follow the layout map
         split.set_weights(whole.get_weights())
         start = time.perf_counter()
         got = np.asarray(split.predict(images, verbose=verbose))
         seconds_split = time.perf_counter() - start
     finally:
         keras.distribution.set_distribution(None)
-    kernel = split.get_layer("fc1").kernel.value
-    shards = [{"device": str(s.device).lower(), "shape": list(s.data.shape)}
-              for s in kernel.addressable_shards]
-    fc7 = split.get_layer("fc2").kernel.value
-    return {"engine": engine, "devices": used, "image_size": image_size,
-            "fc6_kernel_shape": list(kernel.shape), "fc6_params": int(
-                np.prod(kernel.shape)) + int(kernel.shape[1]), "fc6_shards": shards,
-            "fc7_shards": [list(s.data.shape) for s in fc7.addressable_shards],
+    kernel = split.get_layer(layer).kernel.value
+    last = split.layers[-1].kernel.value  # not in the map
+    return {"engine": engine, "devices": used, "model": model, "layer": layer,
+            "image_size": image_size, "kernel_shape": list(kernel.shape),
+            "params": int(np.prod(kernel.shape)) + int(kernel.shape[1]),
+            "shards": [{"device": str(s.device).lower(), "shape": list(s.data.shape)}
+                       for s in kernel.addressable_shards],
+            "last_layer_shards": [list(s.data.shape) for s in last.addressable_shards],
             "max_output_difference": float(np.max(np.abs(got - expected))),
             "seconds_one_device": seconds_one, "seconds_split": seconds_split}
 
