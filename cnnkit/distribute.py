@@ -5,8 +5,9 @@ Data parallelism: `keras.distribution.DataParallel` (JAX) and `tf.distribute.Mir
 the gradients, so N replicas compute what one device computes on the same global batch (checked
 here within float tolerance). Model parallelism: `keras.distribution.ModelParallel` with a
 `LayoutMap` splits one layer's weights between devices (VGG-16's fc6 here). Beyond one machine:
-`keras.distribution.initialize` joins processes into one JAX cluster, and `TF_CONFIG` names the
-workers of `tf.distribute.MultiWorkerMirroredStrategy`; the same training code then spans them.
+`keras.distribution.initialize` joins processes into one JAX cluster, and the same training code
+then spans them (TensorFlow's twin, `TF_CONFIG` with `MultiWorkerMirroredStrategy`, is not run
+here).
 
 Keras has all of the engines; this module adds only what it lacks for a course on one CPU:
 - virtual devices. A backend fixes its device list when it first uses a device, and a lesson's
