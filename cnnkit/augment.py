@@ -20,6 +20,11 @@ which adds `sum_i alpha_i * lambda_i * p_i` to every pixel of an image, with (la
 eigenvalues and eigenvectors of the 3 x 3 covariance of RGB pixel values and alpha_i ~ N(0, 0.1)
 drawn once per image. The crops are `PerImageRandomCrop`, not keras.layers.RandomCrop (see why
 there).
+
+U-Net ("U-Net: Convolutional Networks for Biomedical Image Segmentation", Ronneberger, Fischer
+and Brox, 2015, Section 3.1) trains on very few images thanks to elastic deformations:
+`elastic_deformation` draws displacements on a coarse grid, interpolates them bicubically to
+every pixel, and warps an image and its mask by the same field (NumPy and SciPy, any backend).
 """
 
 import numpy as np
@@ -32,7 +37,8 @@ from cnnkit._keras_internals import DataLayer as _DataLayer
 
 __all__ = ["pipeline", "alexnet_augmentation", "PerImageRandomCrop", "PCAColorAugmentation",
            "rgb_pca", "IMAGENET_EIGENVALUES", "IMAGENET_EIGENVECTORS", "ten_crop",
-           "ten_crop_predict", "augment_dataset", "with_augmentation", "augmented_samples"]
+           "ten_crop_predict", "augment_dataset", "with_augmentation", "augmented_samples",
+           "displacement_field", "elastic_deformation"]
 
 # The ImageNet figures in Facebook's ResNet training code (fb.resnet.torch) and the PyTorch
 # pipelines copied from it, for pixels in [0, 1]; the columns are the eigenvectors (rows R, G, B).
@@ -415,3 +421,55 @@ def augmented_samples(augmentation, image, n=8):
     (cnnkit.plots.plot_images)."""
     batch = np.repeat(np.asarray(image)[None], n, axis=0)
     return keras.ops.convert_to_numpy(augmentation(batch, training=True))
+
+
+def displacement_field(shape, *, grid=3, sigma=10.0, rng=None):
+    """U-Net's smooth random displacements for an image of `shape` (height, width): a (2, height,
+    width) array of (dy, dx) in pixels, drawn from N(0, sigma²) on a `grid` x `grid` lattice
+    whose corners sit on the image's corners, and interpolated bicubically in between."""
+    from scipy import ndimage
+
+    if not isinstance(grid, int) or grid < 2:
+        raise ValueError(f"grid is the lattice's points per side, an int >= 2 (U-Net: 3); "
+                         f"got {grid!r}.")
+    if sigma < 0:
+        raise ValueError(f"sigma is a standard deviation in pixels, >= 0; got {sigma!r}.")
+    rng = np.random.default_rng() if rng is None else rng
+    height, width = shape[:2]
+    coarse = rng.normal(0.0, sigma, size=(2, grid, grid))
+    rows = np.linspace(0, grid - 1, height)[:, None] * np.ones((1, width))
+    cols = np.ones((height, 1)) * np.linspace(0, grid - 1, width)[None, :]
+    # order=3 fits a cubic spline through the lattice's values: it passes through every one
+    return np.stack([ndimage.map_coordinates(c, [rows, cols], order=3, mode="nearest")
+                     for c in coarse])
+
+
+def elastic_deformation(image, mask=None, *, grid=3, sigma=10.0, rng=None, field=None,
+                        order=3):
+    """U-Net's elastic deformation: `image` (height, width[, channels]) warped by a smooth random
+    `displacement_field` (or the `field` given), bicubically (`order`), mirroring at the border;
+    `mask` warped by the same field with the nearest label, so that classes never blend (the
+    paper does not say how it resampled its labels). Returns the image, or (image, mask)."""
+    from scipy import ndimage
+
+    image = np.asarray(image)
+    if mask is not None and np.shape(mask)[:2] != image.shape[:2]:
+        raise ValueError(f"mask {np.shape(mask)} and image {image.shape} must have the same "
+                         "height and width.")
+    if field is None:
+        field = displacement_field(image.shape, grid=grid, sigma=sigma, rng=rng)
+    rows, cols = np.meshgrid(np.arange(image.shape[0]), np.arange(image.shape[1]), indexing="ij")
+    where = [rows + field[0], cols + field[1]]
+
+    def warp(a, order):
+        if a.ndim == 2:
+            return ndimage.map_coordinates(a, where, order=order, mode="mirror")
+        return np.stack([warp(a[..., k], order) for k in range(a.shape[-1])], axis=-1)
+
+    warped = warp(image, order).astype(image.dtype, copy=False) if image.dtype.kind == "f" else (
+        np.clip(np.rint(warp(image.astype("float64"), order)), np.iinfo(image.dtype).min,
+                np.iinfo(image.dtype).max).astype(image.dtype) if image.dtype.kind in "iu"
+        else warp(image, order))
+    if mask is None:
+        return warped
+    return warped, warp(np.asarray(mask), 0)

@@ -252,3 +252,60 @@ def test_augmented_samples_for_a_grid():
     samples = augment.augmented_samples(augment.pipeline(crop=6, seed=0), images((8, 8, 3)), n=5)
     assert samples.shape == (5, 6, 6, 3)
     assert len({samples[i].tobytes() for i in range(5)}) == 5
+
+
+# --- U-Net's elastic deformation ---------------------------------------------------------------
+
+def test_the_field_passes_through_the_coarse_grids_random_draws():
+    from cnnkit.augment import displacement_field
+
+    field = displacement_field((21, 41), grid=3, sigma=5.0, rng=np.random.default_rng(3))
+    coarse = np.random.default_rng(3).normal(0.0, 5.0, size=(2, 3, 3))
+    assert field.shape == (2, 21, 41)
+    np.testing.assert_allclose(field[:, ::10, ::20], coarse, atol=1e-9)
+    # the draws' spread is sigma: 10 pixels in U-Net
+    many = np.random.default_rng(4)
+    nodes = np.stack([displacement_field((5, 5), sigma=10.0, rng=many)[:, ::2, ::2]
+                      for _ in range(500)])
+    assert 9.5 < nodes.std() < 10.5
+
+
+def test_no_displacement_is_the_identity_and_a_constant_one_a_shift():
+    from cnnkit.augment import elastic_deformation
+
+    rng = np.random.default_rng(5)
+    image, mask = rng.random((12, 14)), rng.integers(0, 3, (12, 14))
+    same, same_mask = elastic_deformation(image, mask, sigma=0.0, rng=rng)
+    np.testing.assert_allclose(same, image, atol=1e-9)
+    assert np.array_equal(same_mask, mask)
+    field = np.stack([np.full((12, 14), 2.0), np.full((12, 14), -3.0)])
+    shifted, shifted_mask = elastic_deformation(image, mask, field=field)
+    np.testing.assert_allclose(shifted[:10, 3:], image[2:, :11], atol=1e-9)
+    assert np.array_equal(shifted_mask[:10, 3:], mask[2:, :11])
+
+
+def test_image_and_mask_move_together_and_labels_never_blend():
+    from cnnkit.augment import elastic_deformation
+
+    mask = np.zeros((40, 48), "uint8")
+    mask[8:30, 10:25], mask[20:36, 30:44] = 1, 2
+    image, warped_mask = elastic_deformation(mask.astype("float32"), mask, sigma=4.0, order=0,
+                                             rng=np.random.default_rng(6))
+    assert np.array_equal(image, warped_mask) and warped_mask.dtype == np.uint8
+    assert set(np.unique(warped_mask)) == {0, 1, 2} and not np.array_equal(warped_mask, mask)
+    rgb = np.random.default_rng(7).integers(0, 256, (40, 48, 3)).astype("uint8")
+    field = np.random.default_rng(8).normal(0, 3, (2, 40, 48))
+    warped = elastic_deformation(rgb, field=field)
+    assert warped.dtype == np.uint8 and warped.shape == rgb.shape
+    for k in range(3):
+        assert np.array_equal(warped[..., k], elastic_deformation(rgb[..., k], field=field))
+
+
+@pytest.mark.parametrize("kwargs, message", [({"grid": 1}, "an int >= 2"),
+                                             ({"sigma": -1.0}, ">= 0"),
+                                             ({"mask": np.zeros((5, 5))}, "same height and width")])
+def test_elastic_deformation_says_what_is_wrong(kwargs, message):
+    from cnnkit.augment import elastic_deformation
+
+    with pytest.raises(ValueError, match=message):
+        elastic_deformation(np.zeros((6, 6)), **kwargs)
