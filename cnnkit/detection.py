@@ -92,7 +92,8 @@ def shapes(n, image_size=64, seed=0, objects=(1, 4), radius=(0.08, 0.16), gap=2)
     """
     low, high = objects
     if not 1 <= low <= high:
-        raise ValueError(f"objects must be (fewest, most) with 1 <= fewest <= most; got {objects!r}.")
+        raise ValueError(f"objects must be (fewest, most) with 1 <= fewest <= most; got "
+                         f"{objects!r}.")
     rng = np.random.default_rng(seed)
     s = int(image_size)
     y, x = np.mgrid[0:s, 0:s] + 0.5  # pixel centres
@@ -163,9 +164,10 @@ def assign(anchor_boxes, truth_boxes, truth_labels, positive=0.5, negative=0.4,
     target_class = np.where(best_iou >= positive, np.take_along_axis(labels, best, 1) + 1, -1)
     target_class[best_iou < negative] = 0
     matched = np.take_along_axis(padded, best[..., None], axis=1)  # (n, N, 4)
+    parts = np.split(_fill(matched, _CHUNK, _FAR), len(_fill(matched, _CHUNK, _FAR)) // _CHUNK)
     deltas = np.concatenate([ops.convert_to_numpy(box_ops.encode(part, anchor_boxes[None],
                                                                  weights=weights))
-                             for part in np.split(_fill(matched, _CHUNK, _FAR), -(-n // _CHUNK))])[:n]
+                             for part in parts])[:n]
     deltas[target_class <= 0] = 0.0
     return np.concatenate([target_class[..., None], deltas], axis=-1).astype("float32")
 

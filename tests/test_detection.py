@@ -124,7 +124,8 @@ def test_assign_positive_ignored_negative_and_forced_best():
     # 0 -> background; anchor 4 overlaps truth 1 by 9/107, but it is truth 1's best: forced
     assert y.shape == (1, 5, 5)
     assert y[0, :, 0].tolist() == [3, 3, 3, 0, 2]
-    want = keras.ops.convert_to_numpy(boxes.encode(truth[0][0], a[0], weights=detection.BOX_WEIGHTS))
+    want = keras.ops.convert_to_numpy(boxes.encode(truth[0][0], a[0],
+                                                   weights=detection.BOX_WEIGHTS))
     assert np.allclose(y[0, 0, 1:], want) and np.all(y[0, 3, 1:] == 0)
     y = detection.assign(a, truth, [np.array([2, 1])], positive=0.95, negative=0.9)
     # 100/110 is between: ignored; 110/120 too, but it is truth 0's best anchor: forced
@@ -165,15 +166,23 @@ def test_detector_shape_count_and_detect_round_trip():
     assert model.count_params() == conv + bn + heads
     bias = model.get_layer("head_classes").get_weights()[1]
     assert np.allclose(1 / (1 + np.exp(-bias)), 0.01)
-    # outputs that say "anchor 5 is a square with the deltas of this box" decode to that box
+    # outputs that say "anchor 5 is a square (class 1) with this box", anchor 4 "a square one
+    # pixel to the right, less sure" and anchor 6 "a triangle, same box": NMS drops anchor 4's
+    # (IoU 110/130 with the better box) and keeps the triangle (another class)
     a = detection.anchors(32, 8, (8, 16))
     box = np.array([9.0, 1.0, 19.0, 13.0], "float32")
+
+    def deltas(b, k):
+        return keras.ops.convert_to_numpy(boxes.encode(b, a[k], weights=detection.BOX_WEIGHTS))
+
     out = np.full((1, len(a), 7), -9.0, "float32")
     out[0, :, 3:] = 0
-    out[0, 5, 1] = 3.0
-    out[0, 5, 3:] = keras.ops.convert_to_numpy(boxes.encode(box, a[5], weights=detection.BOX_WEIGHTS))
-    out[0, 4, 1], out[0, 4, 3:] = 2.0, out[0, 5, 3:] * 0 + [0.1, 0, 0, 0]  # a near duplicate?
+    out[0, 5, 1], out[0, 5, 3:] = 3.0, deltas(box, 5)
+    out[0, 4, 1], out[0, 4, 3:] = 2.0, deltas((box + [1, 0, 1, 0]).astype("float32"), 4)
+    out[0, 6, 2], out[0, 6, 3:] = 1.0, deltas(box, 6)
     found = detection.detect(out, a, 32)[0]
-    assert found.labels.tolist()[0] == 1 and np.allclose(found.boxes[0], box, atol=1e-4)
-    assert math.isclose(found.scores[0], 1 / (1 + math.exp(-3.0)), rel_tol=1e-6)
-    assert len(found.scores) == 2  # anchor 4's box overlaps anchor 5's too little to go
+    assert found.labels.tolist() == [1, 2]
+    assert np.allclose(found.boxes, [box, box], atol=1e-4)
+    assert np.allclose(found.scores, 1 / (1 + np.exp(-np.array([3.0, 1.0]))), rtol=1e-6)
+    found = detection.detect(out, a, 32, iou_threshold=0.9)[0]
+    assert found.labels.tolist() == [1, 1, 2]  # 0.846 < 0.9: kept
