@@ -102,6 +102,9 @@ WRONG = {
     "lr_at": ("target = base_lr * global_batch / base_batch", "target = base_lr"),
     "precision_recall": ("tp / len(truths)", "tp / len(boxes)"),
     "average_precision": ("p = np.maximum.accumulate(p[::-1])[::-1]", "p = p"),
+    "whitening_weights": ("values, vectors = values[::-1], vectors[:, ::-1]",
+                          "values, vectors = values, vectors"),
+    "lr_factor": ("return 0.2 + 0.8 * step / warmup", "return step / warmup"),
 }
 
 CONFIG = """\

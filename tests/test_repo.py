@@ -21,7 +21,7 @@ COURSE = ["00_start_here", "01_epochs_iterations", "02_building_blocks", "03_opt
           "04_transfer_learning", "05_data_augmentation", "06_classic_cnns", "07_inception",
           "08_resnet", "09_dense_connections", "10_channel_attention", "11_efficient_design",
           "12_reparameterization", "13_segmentation", "14_detection_blocks",
-          "15_what_networks_learn", "17_scaling_out"]
+          "15_what_networks_learn", "16_fast_training", "17_scaling_out"]
 
 
 def readme_commands():
