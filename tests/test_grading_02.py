@@ -212,7 +212,8 @@ TABLES = [
                  ([tuple(float(d) for d in s) for s in PRED], "sizes are whole numbers"),
                  (PRED[:-1], "one shape per layer"),
                  ({i: s for i, s in enumerate(PRED)}, "make it a list"),
-                 (["x".join(map(str, s)) for s in PRED], "write each shape as a tuple")]),
+                 (["x".join(map(str, s)) for s in PRED], "write each shape as a tuple"),
+                 (None, "not implemented yet")]),
 ]
 
 

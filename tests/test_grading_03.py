@@ -217,7 +217,8 @@ TABLES = [
                  ({"optimizer": NESTEROV}, 'it needs "optimizer" and "final_loss"'),
                  ({"optimizer": NESTEROV, "final_loss": 0.002, "loss": 0.002},
                   'it needs "optimizer" and "final_loss"'),
-                 ([NESTEROV, float(NESTEROV_F[-1])], "make it a dict")]),
+                 ([NESTEROV, float(NESTEROV_F[-1])], "make it a dict"),
+                 (None, "not implemented yet")]),
 ]
 
 

@@ -237,7 +237,8 @@ TABLES = [
                  ({"alpha": 0.5, "resolution": 224.0}, "is a whole number"),
                  ({"alpha": 0.5, "resolution": (224, 224, 3)}, "is a whole number"),
                  ({"alpha": 1.0, "resolution": 16}, "below MobileNet's smallest input"),
-                 ([0.5, 224], "make it a dict")]),
+                 ([0.5, 224], "make it a dict"),
+                 (None, "not implemented yet")]),
 ]
 
 

@@ -224,6 +224,8 @@ def check_design(design):
         import numbers
 
         low, high = BUDGET_MACS
+        expect(design is not None, "not implemented yet: replace `raise NotImplementedError()` "
+               "with your answer.")
         expect(isinstance(design, dict), f"design is {type(design).__name__} {design!r:.60}: "
                'make it a dict, {"alpha": ..., "resolution": ...}.')
         keys = set(design)

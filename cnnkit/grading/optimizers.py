@@ -172,6 +172,8 @@ def check_race(report):
     from cnnkit.optimviz import rosenbrock, trajectory
 
     def run():
+        expect(report is not None, "not implemented yet: replace `raise NotImplementedError()` "
+               "with your experiment and its report.")
         expect(isinstance(report, dict), f"report is {type(report).__name__}: make it a dict, "
                '{"optimizer": ..., "final_loss": ...}.')
         missing = {"optimizer", "final_loss"} - set(report)
