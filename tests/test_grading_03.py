@@ -245,3 +245,12 @@ def test_the_references_are_keras_optimizers(reference, optimizer, slot, hyper):
         assert np.allclose(keras.ops.convert_to_numpy(variable), w, atol=1e-5)
         assert np.allclose(keras.ops.convert_to_numpy(getattr(keras_optimizer, slot)[0]), state,
                            atol=1e-5)
+
+
+def test_the_lessons_own_settings_miss_the_race_target():
+    # What exercise 03 §4 says: lesson 03's SGD, Momentum and Adam settings all end above it.
+    target = grading.optimizers.RACE_TARGET
+    for optimizer in (keras.optimizers.SGD(0.002), keras.optimizers.SGD(0.001, momentum=0.9),
+                      keras.optimizers.Adam(0.1)):
+        assert race(optimizer)[1][-1] > target, optimizer.get_config()
+    assert NESTEROV_F[-1] < target  # the solution's setting reaches it

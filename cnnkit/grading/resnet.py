@@ -147,19 +147,21 @@ def _mistake_hint(outs, shape, filters, strides, weights, x, epsilon):
             "y = ReLU(F(x) + shortcut)")
 
 
-def _build(residual_block, shape, filters, strides, call):
-    """The student's block on keras.Input(shape), as a Model."""
+def _build(block, shape, size, strides, call, crash_hint):
+    """The student's `block(x, size, strides=strides)` on keras.Input(shape), as a Model.
+    `crash_hint(error)` names the shortcut's projection where the block crashed for want of it;
+    None reports the crash as it is (an untouched exercise, or a crash of another kind)."""
     inputs = keras.Input(shape)
     try:
-        outputs = residual_block(inputs, filters, strides=strides)
+        outputs = block(inputs, size, strides=strides)
     except StudentCrash as crash:
-        if strides == 1 and shape[-1] == filters or not isinstance(crash.error, Exception) or \
-                isinstance(crash.error, NotImplementedError):
+        if not isinstance(crash.error, Exception) or isinstance(crash.error, NotImplementedError):
             raise
-        raise GradeFailure(
-            f"{call} raised {type(crash.error).__name__}: {crash.error}. Here F(x) has another "
-            f"shape than x, so the shortcut must be projected: a 1x1 Conv2D with {filters} "
-            f"filters and strides={strides} (no bias), then BatchNormalization.") from None
+        hint = crash_hint(crash.error)
+        if hint is None:
+            raise
+        raise GradeFailure(f"{call} raised {type(crash.error).__name__}: {crash.error}. "
+                           f"{hint}") from None
     expect(isinstance(outputs, keras.KerasTensor),
            f"{call} returned {type(outputs).__name__} {outputs!r:.60}: return the block's output "
            "tensor (a Keras tensor, the result of the last layer called on the tensors before).")
@@ -168,6 +170,28 @@ def _build(residual_block, shape, filters, strides, call):
     except ValueError as err:
         raise GradeFailure(f"{call} returned a tensor that is not computed from x ({err}): build "
                            "the block on the tensor x it receives.") from None
+
+
+def _same_outputs(model, reference, rng, shape, call, reference_name, mistake_hint, batch=None):
+    """Nothing if the student's `model`, holding `reference`'s random weights (handed out shape
+    for shape, every way they fit), computes what `reference` computes on a random batch; else
+    a FAIL with `mistake_hint(outputs, weights, x, epsilon)`."""
+    epsilons = {layer.epsilon for layer in _leaves(model) if
+                isinstance(layer, layers.BatchNormalization)}
+    epsilon = epsilons.pop() if len(epsilons) == 1 else 1e-3
+    weights = _randomise(reference, rng)
+    assignments = _assignments(model, weights)
+    expect(assignments, f"{call}: the layers with weights must be the Conv2D layers "
+           "(use_bias=False) and BatchNormalization layers (with γ and β) of the block.")
+    batch = int(rng.integers(2, 4)) if batch is None else batch
+    x = rng.normal(size=(batch, *shape)).astype("float32")
+    pairs = [_outputs(model, reference, a, weights, x) for a in assignments]
+    if any(np.allclose(y, want_y, rtol=1e-4, atol=1e-4) for y, want_y in pairs):
+        return
+    hint = mistake_hint([y for y, _ in pairs], weights, x, epsilon)
+    worst = min(float(np.abs(y - want_y).max()) for y, want_y in pairs)
+    expect(False, f"{call}: with random weights (copied into both) and random inputs, your "
+           f"block's output differs from {reference_name}'s by up to {worst:.3g}: {hint}.")
 
 
 def _param_hint(got, want, shape, filters, identity):
@@ -202,10 +226,10 @@ def check_residual_block(residual_block):
         for shape, filters, strides in cases:
             call = f"residual_block(x, {filters}, strides={strides}) on x of shape {shape}"
             identity = strides == 1 and shape[-1] == filters
-            model = _build(residual_block, shape, filters, strides, call)
-            epsilons = {layer.epsilon for layer in _leaves(model) if
-                        isinstance(layer, layers.BatchNormalization)}
-            epsilon = epsilons.pop() if len(epsilons) == 1 else 1e-3
+            model = _build(residual_block, shape, filters, strides, call, lambda error: None
+                           if identity else f"Here F(x) has another shape than x, so the "
+                           f"shortcut must be projected: a 1x1 Conv2D with {filters} filters and "
+                           f"strides={strides} (no bias), then BatchNormalization.")
             reference = _reference_block(shape, filters, strides)
             got_shape, want_shape = tuple(model.output.shape[1:]), tuple(reference.output.shape[1:])
             expect(got_shape == want_shape, f"{call} gives an output of shape {got_shape}, "
@@ -217,20 +241,9 @@ def check_residual_block(residual_block):
             got, want = count_params(model), count_params(reference)
             expect(got == want, f"{call} has {got:,} trainable parameters, cnnkit's basic block "
                    f"{want:,}: {_param_hint(got, want, shape, filters, identity)}.")
-            weights = _randomise(reference, rng)
-            assignments = _assignments(model, weights)
-            expect(assignments, f"{call}: the layers with weights must be the Conv2D layers "
-                   "(use_bias=False) and BatchNormalization layers (with γ and β) of the block.")
-            x = rng.normal(size=(int(rng.integers(2, 4)), *shape)).astype("float32")
-            pairs = [_outputs(model, reference, a, weights, x) for a in assignments]
-            if any(np.allclose(y, want_y, rtol=1e-4, atol=1e-4) for y, want_y in pairs):
-                continue
-            hint = _mistake_hint([y for y, _ in pairs], shape, filters, strides, weights, x,
-                                 epsilon)
-            worst = min(float(np.abs(y - want_y).max()) for y, want_y in pairs)
-            expect(False, f"{call}: with random weights (copied into both) and random inputs, "
-                   f"your block's output differs from basic_block's by up to {worst:.3g}: "
-                   f"{hint}.")
+            _same_outputs(model, reference, rng, shape, call, "basic_block",
+                          lambda outs, weights, x, epsilon: _mistake_hint(
+                              outs, shape, filters, strides, weights, x, epsilon))
         return (f"{len(cases)} blocks agree with cnnkit's basic_block: output shapes, parameters, "
                 "and outputs on random inputs with the same random weights.")
 
@@ -362,6 +375,16 @@ def _bottleneck_variant(shape, width, strides, epsilon, mistake, weights, x):
     return keras.ops.convert_to_numpy(model(x, training=False))
 
 
+def _bottleneck_mistake_hint(outs, shape, width, strides, weights, x, epsilon):
+    """The hint of the first BOTTLENECK_MISTAKES block that computes one of `outs`."""
+    for mistake, hint in BOTTLENECK_MISTAKES.items():
+        y = _bottleneck_variant(shape, width, strides, epsilon, mistake, weights, x)
+        if any(np.allclose(out, y, rtol=1e-4, atol=1e-4) for out in outs):
+            return hint
+    return ("compare each line with the paper's Fig. 5: conv-BN-ReLU twice, conv-BN, add the "
+            "shortcut, then ReLU")
+
+
 def _bottleneck_param_hint(got, want, c_in, width, identity):
     filters = 4 * width
     if got - want in (2 * width + filters, 2 * width + 2 * filters - (filters if identity else 0)):
@@ -407,27 +430,12 @@ def check_bottleneck_block(bottleneck_block):
         for shape, width, strides in cases:
             call = f"bottleneck_block(x, {width}, strides={strides}) on x of shape {shape}"
             identity = strides == 1 and shape[-1] == 4 * width
-            inputs = keras.Input(shape)
-            try:
-                outputs = bottleneck_block(inputs, width, strides=strides)
-            except StudentCrash as crash:
-                if identity or not isinstance(crash.error, Exception) or isinstance(
-                        crash.error, NotImplementedError) or not _runs_as_identity(
-                        bottleneck_block, shape, width):
-                    raise
-                raise GradeFailure(
-                    f"{call} raised {type(crash.error).__name__}: {crash.error}. x has "
-                    f"{shape[-1]} channels and F(x) {4 * width}: the shortcut must be projected "
-                    "whenever the stride OR the number of channels changes (as in conv2_x's "
-                    "first block, 64 channels in and 256 out at stride 1).") from None
-            expect(isinstance(outputs, keras.KerasTensor),
-                   f"{call} returned {type(outputs).__name__} {outputs!r:.60}: return the "
-                   "block's output tensor.")
-            try:
-                model = keras.Model(inputs, outputs)
-            except ValueError as err:
-                raise GradeFailure(f"{call} returned a tensor not computed from x ({err}).") \
-                    from None
+            model = _build(bottleneck_block, shape, width, strides, call, lambda error: None
+                           if identity or not _runs_as_identity(bottleneck_block, shape, width)
+                           else f"x has {shape[-1]} channels and F(x) {4 * width}: the shortcut "
+                           "must be projected whenever the stride OR the number of channels "
+                           "changes (as in conv2_x's first block, 64 channels in and 256 out at "
+                           "stride 1).")
             reference = _reference_bottleneck_block(shape, width, strides)
             got_shape, want_shape = tuple(model.output.shape[1:]), tuple(reference.output.shape[1:])
             expect(got_shape == want_shape, f"{call} gives an output of shape {got_shape}, "
@@ -436,26 +444,9 @@ def check_bottleneck_block(bottleneck_block):
             got, want = count_params(model), count_params(reference)
             expect(got == want, f"{call} has {got:,} trainable parameters, cnnkit's bottleneck "
                    f"{want:,}: {_bottleneck_param_hint(got, want, shape[-1], width, identity)}.")
-            epsilons = {layer.epsilon for layer in _leaves(model) if
-                        isinstance(layer, layers.BatchNormalization)}
-            epsilon = epsilons.pop() if len(epsilons) == 1 else 1e-3
-            weights = _randomise(reference, rng)
-            assignments = _assignments(model, weights)
-            expect(assignments, f"{call}: the layers with weights must be the block's Conv2D "
-                   "layers (use_bias=False) and BatchNormalization layers.")
-            x = rng.normal(size=(2, *shape)).astype("float32")
-            pairs = [_outputs(model, reference, a, weights, x) for a in assignments]
-            if any(np.allclose(y, want_y, rtol=1e-4, atol=1e-4) for y, want_y in pairs):
-                continue
-            hint = next((text for mistake, text in BOTTLENECK_MISTAKES.items() if any(
-                np.allclose(y, _bottleneck_variant(shape, width, strides, epsilon, mistake,
-                                                   weights, x), rtol=1e-4, atol=1e-4)
-                for y, _ in pairs)), "compare each line with the paper's Fig. 5: conv-BN-ReLU "
-                "twice, conv-BN, add the shortcut, then ReLU")
-            worst = min(float(np.abs(y - want_y).max()) for y, want_y in pairs)
-            expect(False, f"{call}: with random weights (copied into both) and random inputs, "
-                   f"your block's output differs from cnnkit's bottleneck by up to {worst:.3g}: "
-                   f"{hint}.")
+            _same_outputs(model, reference, rng, shape, call, "cnnkit's bottleneck",
+                          lambda outs, weights, x, epsilon: _bottleneck_mistake_hint(
+                              outs, shape, width, strides, weights, x, epsilon), batch=2)
         return (f"both bugs fixed: {len(cases)} blocks (projection at stride 1, identity, "
                 "strided) agree with cnnkit's bottleneck in shapes, parameters and outputs.")
 
