@@ -31,7 +31,8 @@ import keras
 import numpy as np
 
 __all__ = ["ImageData", "Batches", "load", "array_batches", "tf_data_batches", "offline_forced",
-           "network_reachable", "tensorflow_available", "FALLBACKS", "SPLITS", "splits_of"]
+           "network_reachable", "tensorflow_available", "FALLBACKS", "SPLITS", "splits_of",
+           "on_canvas"]
 
 OFFLINE_VAR = "CNNKIT_OFFLINE"
 # tensorflow-datasets downloads and mirrors its data through Google Cloud Storage.
@@ -207,6 +208,22 @@ def tf_data_batches(x, y, batch_size=32, shuffle=False, drop_remainder=False, se
 
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     return _pipeline(ds, len(x), batch_size, shuffle, drop_remainder, seed, augment)
+
+
+def on_canvas(images, canvas, rng):
+    """Each square image pasted at a random place on a black `canvas` x `canvas` image, as in
+    the translated MNIST of "Spatial Transformer Networks" (Jaderberg et al., 2015); returns the
+    canvases (float32) and each image's (top, left) corner."""
+    images = np.asarray(images)
+    side = images.shape[1]
+    if images.ndim != 4 or images.shape[2] != side or side > canvas:
+        raise ValueError(f"images must be (n, side, side, channels) with side <= canvas "
+                         f"({canvas}); got shape {images.shape}.")
+    canvases = np.zeros((len(images), canvas, canvas, images.shape[-1]), "float32")
+    corners = rng.integers(0, canvas - side + 1, size=(len(images), 2))
+    for out, image, (top, left) in zip(canvases, images, corners):
+        out[top:top + side, left:left + side] = image
+    return canvases, corners
 
 
 def _resize(images: np.ndarray, size: int) -> np.ndarray:

@@ -22,7 +22,21 @@ from cnnkit.blocks import BN_EPSILON, conv_bn
 from cnnkit.models.resnet import basic_block
 from cnnkit.training import batch_loss, progress_bar
 
-__all__ = ["cifar_resnet", "train_side_by_side", "SideBySide"]
+__all__ = ["cifar_resnet", "small_gap_net", "train_side_by_side", "SideBySide"]
+
+
+def small_gap_net(shape, classes, name):
+    """Lesson 15's network: conv 5x5 (16), pool, conv 3x3 (32), pool, conv 3x3 (64), global
+    average pooling, a dense layer of logits: the shape CAM needs ("Learning Deep Features for
+    Discriminative Localization", Zhou et al., 2016), small enough to train on a CPU."""
+    inputs = keras.Input(shape)
+    x = keras.layers.Conv2D(16, 5, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.MaxPooling2D(name="pool1")(x)
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(name="pool2")(x)
+    x = keras.layers.Conv2D(64, 3, padding="same", activation="relu", name="conv3")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="fc")(x), name=name)
 
 
 def cifar_resnet(n, shortcut="zero_pad", *, width=16, input_shape=(32, 32, 3), classes=10,

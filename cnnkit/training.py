@@ -7,7 +7,8 @@ import time
 import keras
 import numpy as np
 
-__all__ = ["BatchCounter", "EpochTimer", "TimeLimit", "batch_loss", "progress", "progress_bar"]
+__all__ = ["BatchCounter", "EpochTimer", "TimeLimit", "accuracy", "batch_loss", "progress",
+           "progress_bar"]
 
 PROGRESS_ENV = "CNNKIT_PROGRESS"
 
@@ -29,6 +30,14 @@ def progress_bar(target: int, unit: str = "step", latest=()) -> keras.utils.Prog
     values named in `latest` show their last value (else a Progbar may show their mean)."""
     return keras.utils.Progbar(target, verbose=progress(), unit_name=unit,
                                stateful_metrics=list(latest))
+
+
+def accuracy(model, x, y, batch_size=256) -> float:
+    """The share of `x` whose highest output is its label `y`, the model called in inference
+    mode on batches (no `predict`, which would compile a function for a few calls)."""
+    predicted = [keras.ops.convert_to_numpy(model(x[i:i + batch_size], training=False)).argmax(
+        axis=-1) for i in range(0, len(x), batch_size)]
+    return float(np.mean(np.concatenate(predicted) == np.asarray(y)))
 
 
 def batch_loss(model, x, y) -> float:

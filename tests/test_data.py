@@ -211,3 +211,16 @@ def test_tf_data_batches_need_tensorflow(monkeypatch):
     with pytest.raises(RuntimeError, match="tf.data needs TensorFlow, which is not installed: "
                                            "use cnnkit.data.array_batches"):
         data.tf_data_batches(np.ones((4, 2)), np.arange(4))
+
+
+def test_on_canvas_pastes_each_image_whole_at_its_corner_and_nothing_else():
+    rng = np.random.default_rng(11)
+    images = rng.uniform(0.1, 1.0, (6, 5, 5, 2)).astype("float32")
+    canvases, corners = data.on_canvas(images, 13, np.random.default_rng(3))
+    assert canvases.shape == (6, 13, 13, 2) and corners.shape == (6, 2)
+    assert np.array_equal(corners, np.random.default_rng(3).integers(0, 9, size=(6, 2)))
+    for canvas, image, (top, left) in zip(canvases, images, corners):
+        assert np.array_equal(canvas[top:top + 5, left:left + 5], image)
+        assert np.count_nonzero(canvas) == image.size  # black everywhere else
+    with pytest.raises(ValueError, match="side <= canvas"):
+        data.on_canvas(images, 4, rng)

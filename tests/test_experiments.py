@@ -176,3 +176,13 @@ def test_progress_stops_where_the_time_budget_stops(monkeypatch, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert run.stopped_early and len(lines) == 1
     assert lines[0].split()[:2] == [f"{run.steps}/1000", "-"]
+
+
+def test_lesson_15s_gap_net_has_the_layers_cam_reads():
+    from cnnkit.experiments import small_gap_net
+
+    net = small_gap_net((40, 40, 1), 10, "gap_net")
+    # conv1 5*5*1*16+16, conv2 3*3*16*32+32, conv3 3*3*32*64+64, fc 64*10+10
+    assert count_params(net) == 416 + 4_640 + 18_496 + 650 == 24_202
+    assert net.get_layer("conv3").output.shape[1:] == (10, 10, 64)
+    assert net.get_layer("fc").input.shape[1:] == (64,) and net.output.shape[1:] == (10,)

@@ -64,3 +64,18 @@ def test_fit_with_progress_prints_one_line_per_epoch(monkeypatch, capsys):
     assert [line for line in lines if line.startswith("Epoch")] == ["Epoch 1/3", "Epoch 2/3",
                                                                   "Epoch 3/3"]
     assert sum(line.split()[:2] == ["3/3", "-"] for line in lines) == 3  # ceil(20 / 8) steps
+
+
+def test_accuracy_counts_the_rows_whose_top_output_is_the_label():
+    from cnnkit.training import accuracy
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 4)).astype("float32")
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3, use_bias=False)(inputs))
+    kernel = rng.normal(size=(4, 3)).astype("float32")
+    model.layers[-1].set_weights([kernel])
+    top = (x @ kernel).argmax(axis=1)
+    y = top.copy()
+    y[:75] = (y[:75] + 1) % 3  # a quarter wrong, across two batches of 256
+    assert accuracy(model, x, y) == 0.75 and accuracy(model, x, top, batch_size=7) == 1.0
