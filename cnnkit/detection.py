@@ -41,7 +41,7 @@ from keras import layers, ops
 
 from cnnkit import boxes as box_ops
 from cnnkit.blocks import conv_bn
-from cnnkit.segmentation import _colour_against, _shape, _textured_background
+from cnnkit.data.segmentation import _colour_against, _shape, _textured_background
 
 __all__ = ["CLASS_NAMES", "BOX_WEIGHTS", "DetectionData", "Detections", "Evaluation", "shapes",
            "anchors", "assign", "DetectionLoss", "build_detector", "detect",
@@ -82,13 +82,13 @@ class Detections(NamedTuple):
 def shapes(n, image_size=64, seed=0, objects=(1, 4), radius=(0.08, 0.16), gap=2):
     """`n` images of circles, squares and triangles with one box and one label per object.
 
-    The painting is `cnnkit.segmentation.shapes`'s (textured background, equal areas so size
-    does not give the class away, random colours and rotations, Gaussian noise), but objects do
-    not overlap: each image draws a number of objects in `objects` (inclusive), and an object is
-    placed only where its box, grown by `gap` pixels, meets no earlier box (up to 50 tries,
-    after which the image has fewer objects). The box is the extent of the pixels painted:
-    x1 = the first column, x2 = the last column + 1 (pixel edges, continuous coordinates), so it
-    is exact. Labels 0 circle, 1 square, 2 triangle (`CLASS_NAMES`).
+    The painting is `cnnkit.data.segmentation.shapes`'s (textured background, equal areas so
+    size does not give the class away, random colours and rotations, Gaussian noise), but
+    objects do not overlap: each image draws a number of objects in `objects` (inclusive), and
+    an object is placed only where its box, grown by `gap` pixels, meets no earlier box (up to
+    50 tries, after which the image has fewer objects). The box is the extent of the pixels
+    painted: x1 = the first column, x2 = the last column + 1 (pixel edges, continuous
+    coordinates), so it is exact. Labels 0 circle, 1 square, 2 triangle (`CLASS_NAMES`).
     """
     low, high = objects
     if not 1 <= low <= high:

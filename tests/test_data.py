@@ -1,13 +1,16 @@
 """Data on every backend: the announced offline stand-in and `Batches`, TensorFlow or not."""
 
+import importlib.util
 import socket
 import time
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
 from cnnkit import augment, data
+from cnnkit.data import fallback
 
 OFFLINE_LINE = "cnnkit.data: OFFLINE, mnist unavailable"
 
@@ -190,8 +193,8 @@ def test_augment_dataset_keeps_the_batches_order_and_labels():
 
 def test_without_tensorflow_the_stand_in_says_what_is_missing(monkeypatch, capsys):
     monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
-    monkeypatch.setattr(data, "tensorflow_available", lambda: False)
-    monkeypatch.setattr(data, "network_reachable", lambda: pytest.fail("no probe is needed"))
+    monkeypatch.setattr(fallback, "tensorflow_available", lambda: False)
+    monkeypatch.setattr(fallback, "network_reachable", lambda: pytest.fail("no probe is needed"))
     d = data.load("mnist", image_size=16, train_size=20, test_size=10)
     out = capsys.readouterr().out.strip().splitlines()
     assert out == [f"{OFFLINE_LINE} (tensorflow-datasets needs TensorFlow, which is not "
@@ -205,8 +208,8 @@ def test_without_tensorflow_the_stand_in_says_what_is_missing(monkeypatch, capsy
 
 
 def test_tf_data_batches_need_tensorflow(monkeypatch):
-    real = data.importlib.util.find_spec
-    monkeypatch.setattr(data.importlib.util, "find_spec",
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "tensorflow" else real(name, *a))
     with pytest.raises(RuntimeError, match="tf.data needs TensorFlow, which is not installed: "
                                            "use cnnkit.data.array_batches"):
@@ -224,3 +227,32 @@ def test_on_canvas_pastes_each_image_whole_at_its_corner_and_nothing_else():
         assert np.count_nonzero(canvas) == image.size  # black everywhere else
     with pytest.raises(ValueError, match="side <= canvas"):
         data.on_canvas(images, 4, rng)
+
+
+def test_the_package_keeps_the_old_module_s_names():
+    # cnnkit.data was one module: `cnnkit.data.X` and `from cnnkit.data import X` still work,
+    # each name defined once, in the package module that owns it.
+    for name in ("ImageData", "Batches", "load", "array_batches", "tf_data_batches", "FALLBACKS",
+                 "SPLITS", "DEFAULT_SPLITS", "splits_of", "on_canvas", "PHOTOS"):
+        assert getattr(data, name) is getattr(data.classification, name), name
+    for name in ("offline_forced", "network_reachable", "tensorflow_available",
+                 "online_unavailable", "from_tfds", "announce_offline", "OFFLINE_VAR",
+                 "PROBE_HOST", "NO_TENSORFLOW"):
+        assert getattr(data, name) is getattr(fallback, name), name
+    from cnnkit.data import _Unavailable
+
+    assert _Unavailable is fallback.Unavailable
+    # ImageData and SegmentationData have their num_classes and offline in one base class.
+    for dataset in (data.ImageData, data.SegmentationData):
+        assert issubclass(dataset, fallback.DatasetBase)
+        assert not {"num_classes", "offline"} & set(vars(dataset)), dataset
+
+
+def test_the_fallback_has_one_home():
+    # The reachability probe and the printed OFFLINE line live in cnnkit/data/fallback.py only:
+    # every other module (lessons' datasets, stand-ins, segmentation) calls it.
+    kit = Path(data.__file__).parents[1]
+    homes = sorted(str(p.relative_to(kit.parent)) for p in kit.rglob("*.py")
+                   if any(mark in p.read_text() for mark in
+                          ("create_connection", ": OFFLINE, ", fallback.PROBE_HOST)))
+    assert homes == ["cnnkit/data/fallback.py"]

@@ -10,13 +10,14 @@ tfds = pytest.importorskip("tensorflow_datasets", reason="the online path needs 
 pytest.importorskip("tensorflow_datasets.testing")
 
 from cnnkit import data  # noqa: E402
+from cnnkit.data import fallback  # noqa: E402
 
 OFFLINE_LINE = "cnnkit.data: OFFLINE, mnist unavailable"
 
 
 def test_no_network_falls_back_within_seconds(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
-    monkeypatch.setattr(data, "network_reachable", lambda: False)
+    monkeypatch.setattr(fallback, "network_reachable", lambda: False)
     start = time.perf_counter()
     d = data.load("mnist", data_dir=str(tmp_path))
     assert time.perf_counter() - start < 10
@@ -28,7 +29,7 @@ def test_no_network_falls_back_within_seconds(monkeypatch, tmp_path, capsys):
 
 def test_failed_download_falls_back_with_its_reason(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
-    monkeypatch.setattr(data, "network_reachable", lambda: True)
+    monkeypatch.setattr(fallback, "network_reachable", lambda: True)
 
     def fake_load(name, split, as_supervised, with_info, data_dir, download):
         if not download:
@@ -108,7 +109,7 @@ def test_tf_flowers_has_no_stand_in_so_offline_it_raises(monkeypatch, tmp_path, 
     with pytest.raises(ValueError, match="tf_flowers has no offline stand-in yet"):
         data.load("tf_flowers", image_size=32)
     monkeypatch.delenv("CNNKIT_OFFLINE")
-    monkeypatch.setattr(data, "network_reachable", lambda: False)
+    monkeypatch.setattr(fallback, "network_reachable", lambda: False)
     with pytest.raises(RuntimeError, match="tf_flowers could not be loaded: no network"):
         data.load("tf_flowers", image_size=32, data_dir=str(tmp_path))
     assert "OFFLINE" not in capsys.readouterr().out  # no stand-in was swapped in

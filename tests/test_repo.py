@@ -185,9 +185,10 @@ def test_tensorflow_is_imported_only_by_cnnkit_data_and_the_backend_switch():
     importers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "cnnkit").rglob("*.py")
                        if {"tensorflow", "tensorflow_datasets"} & set(imported_modules(p.read_text())))
     # cnnkit/backend.py imports it only when Keras runs on TensorFlow (and JAX or torch otherwise);
-    # cnnkit/segmentation.py only inside its Oxford-IIIT Pet loader (masks, which data.py's
+    # cnnkit/data/: classification.py only on its online path (tf.data, tensorflow-datasets) and
+    # segmentation.py only inside its Oxford-IIIT Pet loader (masks, which classification.py's
     # image-label loader drops), so its metric and generated shapes need no TensorFlow;
     # cnnkit/distribute.py only in the parts that run on tf.distribute (engine "tensorflow");
     # cnnkit/bench.py only to ask a TensorFlow backend for its GPU's name (the peak table's key).
-    assert importers == ["cnnkit/backend.py", "cnnkit/bench.py", "cnnkit/data.py",
-                         "cnnkit/distribute.py", "cnnkit/segmentation.py"]
+    assert importers == ["cnnkit/backend.py", "cnnkit/bench.py", "cnnkit/data/classification.py",
+                         "cnnkit/data/segmentation.py", "cnnkit/distribute.py"]

@@ -1,14 +1,16 @@
-"""cnnkit.segmentation: mean IoU on hand-computed cases and against keras.metrics.MeanIoU, the
-generated shapes (exact masks, equal areas, every class), and the three ways `load` goes:
-Oxford-IIIT Pet prepared on this machine (a stand-in tf.data split with the real feature
-names), no network, a failed download, and CNNKIT_OFFLINE=1, each announced in one line."""
+"""cnnkit.data.segmentation (old path cnnkit.segmentation): mean IoU on hand-computed cases
+and against keras.metrics.MeanIoU, the generated shapes (exact masks, equal areas, every
+class), and the three ways `load` goes: Oxford-IIIT Pet prepared on this machine (a stand-in
+tf.data split with the real feature names), no network, a failed download, and
+CNNKIT_OFFLINE=1, each announced in one line."""
 
 import numpy as np
 import pytest
 
 import keras
 import requires
-from cnnkit import segmentation as seg
+from cnnkit.data import fallback
+from cnnkit.data import segmentation as seg
 
 # Two rows of four pixels; worked by hand in test_class_iou_by_hand.
 TRUTH = np.array([[0, 0, 1, 1],
@@ -180,13 +182,13 @@ def test_pets_masks_are_resized_nearest_and_images_bilinear():
 def test_load_without_network_falls_back_and_says_why(monkeypatch, capsys):
     monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
     # The fallback's logic, with or without TensorFlow: tensorflow-datasets is replaced below.
-    monkeypatch.setattr(seg.data, "tensorflow_available", lambda: True)
+    monkeypatch.setattr(fallback, "tensorflow_available", lambda: True)
 
     def not_prepared(data_dir, download):
         raise AssertionError("a download must not be tried") if download else FileNotFoundError()
 
     monkeypatch.setattr(seg, "_pets_splits", not_prepared)
-    monkeypatch.setattr(seg.data, "network_reachable", lambda: False)
+    monkeypatch.setattr(fallback, "network_reachable", lambda: False)
     data = seg.load(32, train_size=6, test_size=4)
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith("cnnkit.segmentation: OFFLINE, oxford_iiit_pet "
@@ -199,13 +201,13 @@ def test_load_without_network_falls_back_and_says_why(monkeypatch, capsys):
 def test_a_failed_download_falls_back_with_its_reason(monkeypatch, capsys):
     monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
     # The fallback's logic, with or without TensorFlow: tensorflow-datasets is replaced below.
-    monkeypatch.setattr(seg.data, "tensorflow_available", lambda: True)
+    monkeypatch.setattr(fallback, "tensorflow_available", lambda: True)
 
     def fails(data_dir, download):
         raise (ConnectionError("reset by peer") if download else FileNotFoundError())
 
     monkeypatch.setattr(seg, "_pets_splits", fails)
-    monkeypatch.setattr(seg.data, "network_reachable", lambda: True)
+    monkeypatch.setattr(fallback, "network_reachable", lambda: True)
     data = seg.load(16, train_size=2, test_size=2, verbose=False)
     assert "the download failed: ConnectionError: reset by peer" in capsys.readouterr().out
     assert data.offline
@@ -228,9 +230,9 @@ def test_offline_switch_skips_tensorflow_datasets(monkeypatch, capsys):
 
 def test_without_tensorflow_the_shapes_say_what_is_missing(monkeypatch, capsys):
     monkeypatch.delenv("CNNKIT_OFFLINE", raising=False)
-    monkeypatch.setattr(seg.data, "tensorflow_available", lambda: False)
+    monkeypatch.setattr(fallback, "tensorflow_available", lambda: False)
     monkeypatch.setattr(seg, "_pets_splits", lambda *a, **k: pytest.fail("tfds was called"))
-    monkeypatch.setattr(seg.data, "network_reachable", lambda: pytest.fail("no probe is needed"))
+    monkeypatch.setattr(fallback, "network_reachable", lambda: pytest.fail("no probe is needed"))
     data = seg.load(16, train_size=3, test_size=2, seed=7)
     out = capsys.readouterr().out
     assert out.startswith("cnnkit.segmentation: OFFLINE, oxford_iiit_pet unavailable "
@@ -238,6 +240,15 @@ def test_without_tensorflow_the_shapes_say_what_is_missing(monkeypatch, capsys):
                           "install 'cnnkit[tensorflow]' for the online datasets); using "
                           "generated shapes")
     np.testing.assert_array_equal(data.y_train, seg.shapes(3, 16, seed=7)[1])
+
+
+def test_the_old_path_cnnkit_segmentation_is_this_module():
+    import cnnkit.segmentation
+    from cnnkit import segmentation
+
+    # One module under two names, so its private names and monkeypatching reach the code.
+    assert cnnkit.segmentation is segmentation is seg is cnnkit.data.segmentation
+    assert seg.__name__ == "cnnkit.data.segmentation" and segmentation._shape is seg._shape
 
 
 def test_pixel_crossentropy_is_keras_sparse_crossentropy_over_every_pixel():

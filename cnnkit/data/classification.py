@@ -1,14 +1,11 @@
-"""Datasets for the lessons: tensorflow-datasets online, real packaged data offline, never a hang.
+"""Classification datasets: tensorflow-datasets online, real packaged data offline, never a hang.
 
-`load("mnist")` tries, in order:
-1. the dataset already prepared on this machine (tensorflow-datasets with download=False);
-2. a download, but only after a reachability check of a few seconds: without a network
-   `tfds.load` retries for minutes before it gives up;
-3. an offline stand-in made of real data that ships inside an installed package, announced with
-   one printed line that says what was used instead and why.
-`CNNKIT_OFFLINE=1` skips straight to 3. A dataset without a stand-in (tf_flowers) raises instead,
-so a lesson can choose its own offline path. Datasets with a "train" split only are split by
-`SPLITS`.
+`load("mnist")` goes through `cnnkit.data.fallback`: the copy prepared on this machine, a
+download after a reachability check of a few seconds, else an offline stand-in made of real
+data that ships inside an installed package (`FALLBACKS`), announced with one printed line that
+says what was used instead and why. `CNNKIT_OFFLINE=1` skips straight to the stand-in. A dataset
+without a stand-in (tf_flowers) raises instead, so a lesson can choose its own offline path.
+Datasets with a "train" split only are split by `SPLITS`.
 
 TensorFlow is optional. The offline stand-ins are NumPy arrays, batched by `Batches` (a
 `keras.utils.PyDataset`), which `model.fit` takes on every backend; tf.data and
@@ -18,65 +15,22 @@ tensorflow-datasets serve the online path only, where TensorFlow is installed. W
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
-import threading
-from dataclasses import dataclass
-
 import importlib.util
 import math
+from dataclasses import dataclass
 
 import keras
 import numpy as np
 
-__all__ = ["ImageData", "Batches", "load", "array_batches", "tf_data_batches", "offline_forced",
-           "network_reachable", "tensorflow_available", "FALLBACKS", "SPLITS", "splits_of",
-           "on_canvas"]
+from cnnkit.data import fallback
+from cnnkit.data.fallback import DatasetBase
 
-OFFLINE_VAR = "CNNKIT_OFFLINE"
-# tensorflow-datasets downloads and mirrors its data through Google Cloud Storage.
-PROBE_HOST, PROBE_PORT = "storage.googleapis.com", 443
-
-
-# Why the offline path is taken on a machine without TensorFlow, and how to get the online one.
-NO_TENSORFLOW = ("tensorflow-datasets needs TensorFlow, which is not installed: "
-                 "pip install 'cnnkit[tensorflow]' for the online datasets")
-
-
-def tensorflow_available() -> bool:
-    """Whether TensorFlow and tensorflow-datasets are installed: the online path needs both."""
-    return all(importlib.util.find_spec(m) is not None
-               for m in ("tensorflow", "tensorflow_datasets"))
-
-
-def offline_forced() -> bool:
-    """Whether CNNKIT_OFFLINE asks for the offline data."""
-    return os.environ.get(OFFLINE_VAR, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def network_reachable(host: str = PROBE_HOST, port: int = PROBE_PORT, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to host:port opens within `timeout` seconds (DNS included)."""
-
-    answer = []
-
-    def connect():
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                answer.append(True)
-        except Exception:  # noqa: BLE001  (any failure means: not reachable)
-            pass
-
-    # A daemon thread bounds the DNS lookup too, which socket timeouts do not cover, and a
-    # lookup that never returns cannot hold up the interpreter's exit.
-    probe = threading.Thread(target=connect, daemon=True)
-    probe.start()
-    probe.join(timeout + 0.5)
-    return bool(answer)
+__all__ = ["ImageData", "Batches", "load", "array_batches", "tf_data_batches", "FALLBACKS",
+           "SPLITS", "splits_of", "on_canvas"]
 
 
 @dataclass
-class ImageData:
+class ImageData(DatasetBase):
     """A classification dataset: its splits as (images, labels) NumPy arrays (offline), or as
     unbatched tf.data pipelines of (image, label) (tensorflow-datasets).
 
@@ -91,14 +45,6 @@ class ImageData:
     n_test: int
     class_names: list
     image_shape: tuple
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def offline(self) -> bool:
-        return not self.source.startswith("tensorflow-datasets")
 
     def batches(self, split="train", batch_size=32, shuffle=None, drop_remainder=False, seed=0,
                 augment=None):
@@ -331,51 +277,6 @@ def _count(ds, info, split):
     return n if n >= 0 else int(info.splits[split].num_examples)
 
 
-def online_unavailable() -> str | None:
-    """Why the online path is not even tried (CNNKIT_OFFLINE=1, or no TensorFlow), or None."""
-    if offline_forced():
-        return f"{OFFLINE_VAR}=1"
-    if not tensorflow_available():
-        return NO_TENSORFLOW
-    return None
-
-
-def from_tfds(name, fetch):
-    """`fetch(download)` from tensorflow-datasets: the copy prepared on this machine
-    (download=False), else a download, tried only after a reachability check (without a
-    network tfds retries for minutes). Returns (what fetch returned, how it was had); raises
-    _Unavailable with the reason. Every dataset of the kit, classification or segmentation,
-    comes through here."""
-    absl_logger = logging.getLogger("absl")  # tensorflow-datasets logs through absl
-    level = absl_logger.level
-    absl_logger.setLevel(logging.ERROR)  # hide its "no dataset_info.json" warnings
-    try:
-        try:
-            return fetch(False), "prepared on this machine"
-        except Exception:  # noqa: BLE001  (versions differ in what "not prepared" raises)
-            pass  # no usable local copy: a download is needed
-        if not network_reachable():
-            raise _Unavailable(f"no network: {PROBE_HOST} unreachable, and {name} is not "
-                               "prepared on this machine")
-        try:
-            return fetch(True), "downloaded"
-        except Exception as err:  # any failed download falls back, with its reason shown
-            raise _Unavailable(f"the download failed: {type(err).__name__}: {err}") from err
-    finally:
-        absl_logger.setLevel(level)
-
-
-def announce_offline(source, name, reason, description, n_train, n_test, unit="examples"):
-    """The one line that says a stand-in replaces `name`, and why: never a silent swap, so it
-    is printed whatever a loader's `verbose` says."""
-    print(f"{source}: OFFLINE, {name} unavailable ({reason}); using {description}, "
-          f"{n_train:,} train / {n_test:,} test {unit}.")
-
-
-class _Unavailable(Exception):
-    pass
-
-
 def _prepare(image, label, image_size, channels):
     import tensorflow as tf
 
@@ -401,21 +302,14 @@ def load(name="mnist", *, image_size=None, channels=None, train_size=None, test_
     stand-in is always printed. Without TensorFlow and tensorflow-datasets the stand-in is
     used, and a dataset without one raises a RuntimeError that names what is missing.
     """
-    if name not in FALLBACKS and offline_forced():
-        raise ValueError(f"{name} has no offline stand-in yet; unset {OFFLINE_VAR} to download "
-                         f"it. Offline stand-ins exist for: {', '.join(FALLBACKS)}.")
-    reason = online_unavailable()
-    if reason == NO_TENSORFLOW and name not in FALLBACKS:
-        raise RuntimeError(f"{name} could not be loaded: {reason}.")
+    if name not in FALLBACKS and fallback.offline_forced():
+        raise ValueError(f"{name} has no offline stand-in yet; unset {fallback.OFFLINE_VAR} to "
+                         f"download it. Offline stand-ins exist for: {', '.join(FALLBACKS)}.")
+    tfds_data, how, reason = fallback.fetch_online(
+        name, lambda download: _tfds_pipelines(name, data_dir, download),
+        stand_in=name in FALLBACKS)
     if reason is None:
-        try:
-            (train, test, info), how = from_tfds(
-                name, lambda download: _tfds_pipelines(name, data_dir, download))
-        except _Unavailable as err:
-            if name not in FALLBACKS:
-                raise RuntimeError(f"{name} could not be loaded: {err}") from err
-            reason = str(err)
-    if reason is None:
+        train, test, info = tfds_data
         image = info.features["image"] if "image" in info.features else None
         shape = tuple(getattr(image, "shape", ()) or ())
         if image_size is None and None in shape[:2]:
@@ -429,12 +323,11 @@ def load(name="mnist", *, image_size=None, channels=None, train_size=None, test_
         prep = lambda img, lab: _prepare(img, lab, image_size, channels)  # noqa: E731
         train = train.take(n_train).map(prep, num_parallel_calls=tf.data.AUTOTUNE)
         test = test.take(n_test).map(prep, num_parallel_calls=tf.data.AUTOTUNE)
-        source = f"tensorflow-datasets {name} ({how})"
+        source = fallback.tfds_source(name, how)
         class_names = list(info.features["label"].names)
         image_shape = tuple(train.element_spec[0].shape)
         if verbose:
-            print(f"cnnkit.data: {name} from tensorflow-datasets ({how}): "
-                  f"{n_train:,} train / {n_test:,} test examples.")
+            fallback.announce_online("cnnkit.data", name, how, n_train, n_test)
     else:
         x_train, y_train, x_test, y_test, class_names, description = FALLBACKS[name](image_size)
         if channels == 3:
@@ -443,8 +336,8 @@ def load(name="mnist", *, image_size=None, channels=None, train_size=None, test_
         x_test, y_test = x_test[:test_size], y_test[:test_size]
         n_train, n_test = len(x_train), len(x_test)
         train, test = (x_train, y_train), (x_test, y_test)
-        source = f"offline stand-in: {description}"
+        source = fallback.stand_in_source(description)
         image_shape = x_train.shape[1:]
-        announce_offline("cnnkit.data", name, reason, description, n_train, n_test)
+        fallback.announce_offline("cnnkit.data", name, reason, description, n_train, n_test)
     return ImageData(name=name, source=source, train=train, test=test, n_train=n_train,
                      n_test=n_test, class_names=class_names, image_shape=tuple(image_shape))
