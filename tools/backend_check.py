@@ -84,16 +84,18 @@ def _outputs(model, x):
     return [keras.ops.convert_to_numpy(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
 
-def check(name, tmp, jit_compile="auto"):
+def check(name, tmp, jit_compile="auto", **options):
     """Forward, one training step moving every weight, safe-mode round trip. jit_compile=False
     runs the step eagerly: the same arithmetic without XLA's compile time, which on a CPU is
-    most of a large model's check."""
+    most of a large model's check (though not on JAX, which compiles every operation when
+    eager). `options` go to the builder, e.g. stacks=2."""
     info = cnnkit.model_info(name)
     size = SIZES.get(name, info.min_size)
     shape = (size, size, info.input_shape[2])
     keras.utils.set_random_seed(0)
     takes_classes = "classes" in inspect.signature(info.builder).parameters
-    model = cnnkit.build(name, input_shape=shape, **({"classes": 3} if takes_classes else {}))
+    model = cnnkit.build(name, input_shape=shape, **({"classes": 3} if takes_classes else {}),
+                         **options)
     rng = np.random.default_rng(0)
     x = rng.random((4, *shape), dtype=np.float32)
     loss = {"classification": "sparse_categorical_crossentropy",
