@@ -37,7 +37,8 @@ def _summary(name):
         print("reference: none recorded")
     else:
         verdict = "equal" if count == info.params else f"DIFFERENT by {count - info.params:+,}"
-        print(f"reference: {info.params:,} ({info.params_source}): {verdict}")
+        print(f"reference: {info.params:,} (published or derived; tests/reference.py names the "
+              f"source): {verdict}")
     print(f"paper: {info.citation}")
     return 0 if info.params in (None, count) else 1
 

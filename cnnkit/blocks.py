@@ -9,9 +9,9 @@ from keras import layers
 
 from cnnkit.layers import GroupConv2D
 
-__all__ = ["global_pool", "classifier", "conv_bn", "bn_act", "depthwise_conv_bn",
-           "squeeze_excite", "make_divisible", "inverted_residual", "BN_EPSILON",
-           "BN_MOMENTUM"]
+__all__ = ["global_pool", "classifier", "conv_bn", "bn_act", "symmetric_padding", "conv3x3_bn",
+           "depthwise_conv_bn", "squeeze_excite", "make_divisible", "inverted_residual",
+           "resnet_stage", "BN_EPSILON", "BN_MOMENTUM"]
 
 # PyTorch's defaults (eps 1e-5, running-average momentum 0.1, i.e. Keras momentum 0.9): the
 # reference implementations the parameter counts come from use them, and a 0.9 running average
@@ -65,6 +65,26 @@ def conv_bn(x, filters, kernel_size, *, name, strides=1, padding="same", groups=
     x = conv(filters, kernel_size, strides=strides, padding=padding, groups=groups,
                       dilation_rate=dilation_rate, use_bias=False, name=f"{name}_conv")(x)
     return bn_act(x, name=name, activation=activation, epsilon=epsilon, scale=scale)
+
+
+def symmetric_padding(x, kernel_size, strides, *, name):
+    """Pad k//2 pixels on every side before a strided layer; returns (x, padding to use).
+
+    Keras's padding="same" with stride 2 pads an even-sized map only at the bottom and right,
+    PyTorch's padding=k//2 on all four sides: the same output size, shifted by one pixel.
+    With stride 1 both are the same, so nothing is added. The layer is `{name}_pad`.
+    """
+    if strides == 1:
+        return x, "same"
+    return layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x), "valid"
+
+
+def conv3x3_bn(x, filters, *, name, strides=1, groups=1, activation="relu", epsilon=BN_EPSILON):
+    """3x3 `conv_bn` padded one pixel on every side, also when strided (`{name}_pad`), as the
+    PyTorch models that torchvision and timm release are (see `symmetric_padding`)."""
+    x, padding = symmetric_padding(x, 3, strides, name=name)
+    return conv_bn(x, filters, 3, name=name, strides=strides, padding=padding, groups=groups,
+                   activation=activation, epsilon=epsilon)
 
 
 def depthwise_conv_bn(x, kernel_size, *, name, strides=1, padding="same", activation="relu",
@@ -144,3 +164,22 @@ def inverted_residual(x, filters, *, name, expansion=6, kernel_size=3, strides=1
     if drop_rate:
         y = layers.Dropout(drop_rate, noise_shape=(None, 1, 1, 1), name=f"{name}_drop")(y)
     return layers.Add(name=f"{name}_add")([x, y])
+
+
+def resnet_stage(x, block, blocks, *, name, strides=None, stride_last=False, first=None,
+                 **block_kwargs):
+    """One stage of a residual network (ResNet's conv2_x ... conv5_x): `blocks` blocks in a row.
+
+    He, Zhang, Ren and Sun, "Deep Residual Learning for Image Recognition" (2015), Table 1.
+    Block b is `block(x, name=f"{name}_block{b}", strides=..., **block_kwargs)`. The first block
+    is where the stage changes size and width: it gets the stage's `strides` (the others 1)
+    and `first`, keyword arguments for it alone (a projection shortcut: v2's and DetNet's
+    project=True). keras.applications' ResNetV2 strides the last block instead
+    (stride_last=True); strides=None passes none, for blocks that never stride (DetNet's).
+    """
+    for b in range(1, blocks + 1):
+        kwargs = {**block_kwargs, **(first or {})} if b == 1 else dict(block_kwargs)
+        if strides is not None:
+            kwargs["strides"] = strides if b == (blocks if stride_last else 1) else 1
+        x = block(x, name=f"{name}_block{b}", **kwargs)
+    return x

@@ -9,7 +9,8 @@
 - `freeze(model, ...)` / `unfreeze(model, ...)`: by layer name(s), index or slice, everything up
   to a layer (`upto=`, inclusive; `before=`, exclusive), by stage (`stages=`) or the last N stages
   (`last_stages=`). `select(...)` shows which layers a selection hits without changing them.
-- `stages(model)`: the ordered stage -> layers mapping read from the layer names, plus "head".
+- `stages(model)`: the ordered stage -> layers mapping, plus "head": a cnnkit model's from its
+  registered taps (`cnnkit.model_info(name).taps`), another model's from its layer names.
 - `trainable_summary(model)`: trainable, frozen and BatchNorm-statistics counts, per stage.
 - `regime(model, "small" | "medium" | "large")`: the three regimes by data size; returns the
   learning rate to use. `new_head(base, classes)`, `headless(model)` build the models.
@@ -33,28 +34,26 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
+from cnnkit import registry
 from cnnkit.analysis import format_table
 
 __all__ = ["layers_of", "stages", "select", "freeze", "unfreeze", "trainable_summary",
            "TrainableSummary", "StageRow", "regime", "LR_DIVISOR", "new_head", "headless",
-           "bn_statistics", "bn_drift", "BNDrift", "DriftRow"]
+           "bn_statistics", "bn_drift", "BNDrift", "DriftRow", "STAGE_RULES", "Unreadable"]
 
-# Layer name -> stage, first match wins; a layer that matches none stays in the current stage
-# (pool1 after conv1, DenseNet's transition pool2 after conv2, the final "bn" after conv5).
+# For models that declare no taps (keras.applications', your own): layer name -> stage, first
+# match wins; a layer that matches none stays in the current stage (pool1 after conv1,
+# DenseNet's transition pool2 after conv2, the final "bn" after conv5).
 STAGE_RULES = (
-    (r"^(stem|top)(?:_|$)", r"\1"),                    # efficientnet, mobilenet, ghostnet
-    (r"^conv(\d+)(?:_|$)", r"conv\1"),                 # resnet*, densenet, dpn, alexnet
-    (r"^block(\d+)[a-z]?(?:_|$)", r"block\1"),          # vgg, xception, efficientnet block2a/b
-    (r"^block_(\d+)_", r"block_\1"),                    # mobilenet v2/v3 (merged, see below)
-    (r"^conv_(?:dw|pw|pad)_(\d+)(?:_|$)", r"block_\1"),  # mobilenet v1 (merged)
-    (r"^stage(\d+)(?:_|$)", r"stage\1"),               # shufflenet, vovnet, repvgg, darknet
-    (r"^mixed_(\d+)[a-z]", r"mixed_\1"),                # inception v3, v4, resnet v2 stems
-    (r"^inception_(\d)[a-z]_", r"inception\1"),         # googlenet, inception v2 (3a, 3b)
-    (r"^(inception(?:_resnet)?_[abc])\d+(?:_|$)", r"\1"),  # inception v4, resnet v2 modules
-    (r"^(reduction_[ab])(?:_|$)", r"\1"),
+    (r"^(stem|top)(?:_|$)", r"\1"),                    # EfficientNet
+    (r"^conv(\d+)(?:_|$)", r"conv\1"),                 # ResNet, ResNetV2, DenseNet
+    (r"^block(\d+)[a-z]?(?:_|$)", r"block\1"),          # VGG, Xception, EfficientNet block2a/b
+    (r"^block_(\d+)_", r"block_\1"),                    # MobileNetV2 (merged, see below)
+    (r"^conv_(?:dw|pw|pad)_(\d+)(?:_|$)", r"block_\1"),  # MobileNet (merged)
+    (r"^stage(\d+)(?:_|$)", r"stage\1"),               # stage-numbered networks
+    (r"^mixed_(\d+)[a-z]", r"mixed_\1"),                # InceptionResNetV2's stem modules
     (r"^(?:avg|max)_pool$|^head(?:_|$)", "head"),        # the global pool starts the head
-    (r"^c(\d+)_", r"c\1"),                              # lenet5 (c1 with s2, c3 with s4)
-    (r"^Conv1(?:_|$)", "conv1"),                        # keras.applications MobileNetV2 ...
+    (r"^Conv1(?:_|$)", "conv1"),                        # MobileNetV2 ...
     (r"^expanded_conv(?:_|$)", "block_0"),
     (r"^Conv_1(?:_|$)", "top"),
 )
@@ -100,16 +99,61 @@ def _rank(layer):
     return len(out.shape)
 
 
-def stages(model, pattern=None) -> dict:
-    """Ordered {stage: [layers]}: the network's stages read from its layer names, then "head".
+class Unreadable(ValueError):
+    """The layer names of a model without taps say nothing `stages` can read."""
 
-    cnnkit (and keras.applications) name layers by stage: ResNet `conv3_block2_1_conv`, VGG
-    `block1_conv1`, DenseNet `conv2_...` with its transition `pool2_...`, MobileNet `block_3_...`,
-    EfficientNet `block2a_...`, ShuffleNet `stage2_unit1_...`; `STAGE_RULES` reads them. The head
-    is everything after the last layer that outputs feature maps (pooling, dropout, dense).
-    Another naming: pass `pattern`, a regular expression whose first group (or whole match) names
-    the stage, e.g. r"^(conv\\d)" or r"^(?:conv|pool|mixed)_(\\d)".
+
+def _registered(model):
+    """`model`, or the model nested in it, if its name is a registered model's with taps."""
+    for container in _containers(model):
+        if container.name in registry.list_models() and \
+                registry.model_info(container.name).taps:
+            return container
+    return None
+
+
+def stages(model, pattern=None) -> dict:
+    """Ordered {stage: [layers]}: the network's stages, then "head" (everything after them).
+
+    A cnnkit model (or a model with one nested in it, as `new_head` builds) has registered taps
+    (`cnnkit.model_info("resnet50").taps`, the output of each stage): a stage is every layer up
+    to its tap layer in graph order, and the head what follows the last tap. A tap naming a
+    layer the model lacks raises a ValueError: a renamed layer must be renamed in its model's
+    taps, never silently regrouped.
+
+    Other models (keras.applications, your own) are read from their layer names by
+    `STAGE_RULES` (ResNet `conv3_block2_1_conv`, VGG `block1_conv1`, MobileNet `block_3_...`,
+    EfficientNet `block2a_...`); their head is everything after the last layer that outputs
+    feature maps (pooling, dropout, dense). Another naming: pass `pattern`, a regular
+    expression whose first group (or whole match) names the stage, e.g. r"^(conv\\d)" or
+    r"^(?:conv|pool|mixed)_(\\d)"; it also overrides a cnnkit model's taps.
     """
+    base = _registered(model) if pattern is None else None
+    if base is not None:
+        return _tap_stages(model, base)
+    return _rule_stages(model, pattern)
+
+
+def _tap_stages(model, base):
+    name, taps = base.name, registry.tap_layers(base)
+    ends = {id(layer): stage for stage, layer in taps.items()}
+    result, group = {}, []
+    for layer in layers_of(model):
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        group.append(layer)
+        if id(layer) in ends:
+            result[ends[id(layer)]], group = group, []
+    if list(result) != list(taps):
+        raise ValueError(f"The taps of {name} ({', '.join(taps)}) are not in the graph order of "
+                         f"{model.name!r} ({', '.join(result)}): fix their order where {name} "
+                         "registers.")
+    if group:
+        result["head"] = group
+    return result
+
+
+def _rule_stages(model, pattern):
     rules = [(re.compile(pattern), None)] if pattern else [(re.compile(p), r)
                                                            for p, r in STAGE_RULES]
     layers = [layer for layer in layers_of(model) if not isinstance(layer, keras.layers.InputLayer)]
@@ -129,7 +173,7 @@ def stages(model, pattern=None) -> dict:
         else:
             units.append([name, [layer]])
     if not matched:
-        raise ValueError(
+        raise Unreadable(
             f"Cannot read stages from the layer names of {model.name!r} (e.g. "
             f"{', '.join(repr(layer.name) for layer in layers[:3])}). Pass pattern=, a regular "
             "expression whose first group names the stage, or select layers by name or index.")
@@ -148,7 +192,7 @@ def stages(model, pattern=None) -> dict:
     result = {}
     for name, group, _ in merged:
         if name in result:
-            raise ValueError(f"Stage {name!r} of {model.name!r} is not contiguous in the graph; "
+            raise Unreadable(f"Stage {name!r} of {model.name!r} is not contiguous in the graph; "
                              "pass pattern= to name the stages.")
         result[name] = group
     return result
@@ -336,7 +380,7 @@ def trainable_summary(model, pattern=None) -> TrainableSummary:
 
     try:
         table = stages(model, pattern)
-    except ValueError:
+    except Unreadable:  # no per-stage rows; a registered model's broken taps still raise
         table = {}
     rows = []
     for name, layers in table.items():

@@ -1,10 +1,11 @@
 """ImageNet weights for cnnkit's own models, ported from their keras.applications twins.
 
-Twenty-two cnnkit models compute exactly what a keras.applications model computes (the tests
-prove it layer by layer). So `cnnkit.build("resnet50", weights="imagenet")` downloads the official
-Keras weights (Keras's own cache in ~/.keras/models and its hash check), builds the Keras model
-with them, and copies every weight into the cnnkit model, pairing the layers that carry weights
-in graph order. Three differences are bridged, each exactly:
+The cnnkit models that declare a keras.applications twin where they register (26, `TWINS`)
+compute exactly what the twin computes (the tests prove it layer by layer). So
+`cnnkit.build("resnet50", weights="imagenet")` downloads the official Keras weights (Keras's own
+cache in ~/.keras/models and its hash check), builds the Keras model with them, and copies
+every weight into the cnnkit model, pairing the layers that carry weights in graph order.
+Three differences are bridged, each exactly:
 
 - A convolution whose bias feeds BatchNorm (keras.applications' ResNets): cnnkit's convolution
   has no bias, because BatchNorm(conv(x) + b) equals BatchNorm(conv(x)) with its moving mean
@@ -21,26 +22,50 @@ import numpy as np
 
 import keras
 
-from cnnkit._keras_internals import inbound_nodes
-from cnnkit.registry import model_info
+from collections.abc import Mapping
 
-__all__ = ["TWINS", "keras_twin", "port_weights", "load_imagenet", "preprocess_input",
-           "randomise", "port_differences"]
+from cnnkit._keras_internals import inbound_nodes
+from cnnkit.registry import list_models, model_info
+
+__all__ = ["TWINS", "MODES", "PREPROCESSING", "keras_twin", "port_weights", "load_imagenet",
+           "preprocess_input", "randomise", "port_differences"]
 
 to_numpy = keras.ops.convert_to_numpy
 
-# cnnkit name -> keras.applications model of the same computation.
-TWINS = {
-    "vgg16": "VGG16", "vgg19": "VGG19",
-    "resnet50": "ResNet50", "resnet101": "ResNet101", "resnet152": "ResNet152",
-    "resnet50_v2": "ResNet50V2", "resnet101_v2": "ResNet101V2", "resnet152_v2": "ResNet152V2",
-    "inception_v3": "InceptionV3", "inception_resnet_v2": "InceptionResNetV2",
-    "xception": "Xception",
-    "mobilenet_v1": "MobileNet", "mobilenet_v2": "MobileNetV2",
-    "mobilenet_v3_small": "MobileNetV3Small", "mobilenet_v3_large": "MobileNetV3Large",
-    "densenet121": "DenseNet121", "densenet169": "DenseNet169", "densenet201": "DenseNet201",
-    **{f"efficientnet_b{i}": f"EfficientNetB{i}" for i in range(8)},
-}
+class _ByTwin(Mapping):
+    """{cnnkit name: value of its twin} over the registered models that declare a
+    keras.applications twin (in `values`, if given), in course order. It reads the registry
+    when used: the models register after this module is imported."""
+
+    def __init__(self, values=None):
+        self._values = values  # twin's builder name -> value; None: the twin's name itself
+
+    def _value(self, name):
+        twin = model_info(name).twin if name in list_models() else None
+        if twin is None or (self._values is not None and twin not in self._values):
+            raise KeyError(name)
+        return twin if self._values is None else self._values[twin]
+
+    def _names(self):
+        return [name for name in list_models() if name in self]
+
+    def __getitem__(self, name):
+        return self._value(name)
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self):
+        return len(self._names())
+
+    def __repr__(self):
+        return repr(dict(self))
+
+
+# cnnkit name -> keras.applications model of the same computation: each model declares its
+# twin where it registers (`register(..., twin="ResNet50")`), the one home of "has ImageNet
+# weights" (`model_info(name).imagenet`).
+TWINS = _ByTwin()
 
 
 def keras_twin(arch, *, include_top=True, weights="imagenet", **options):
@@ -158,14 +183,16 @@ def load_imagenet(model, arch, *, include_top=True, **options):
 # standardised. Keras's EfficientNet and MobileNetV3 do theirs inside the model (EfficientNet's
 # Normalization stores the standard deviations as variances and rescales by 1/sqrt(std) to undo
 # it: "torch" mode in all); cnnkit's models take the result as input.
-PREPROCESSING = {
-    **dict.fromkeys(["vgg16", "vgg19", "resnet50", "resnet101", "resnet152"], "caffe"),
-    **dict.fromkeys(["resnet50_v2", "resnet101_v2", "resnet152_v2", "inception_v3",
-                     "inception_resnet_v2", "xception", "mobilenet_v1", "mobilenet_v2",
-                     "mobilenet_v3_small", "mobilenet_v3_large"], "tf"),
-    **dict.fromkeys(["densenet121", "densenet169", "densenet201",
-                     *(f"efficientnet_b{i}" for i in range(8))], "torch"),
+MODES = {
+    **dict.fromkeys(["VGG16", "VGG19", "ResNet50", "ResNet101", "ResNet152"], "caffe"),
+    **dict.fromkeys(["ResNet50V2", "ResNet101V2", "ResNet152V2", "InceptionV3",
+                     "InceptionResNetV2", "Xception", "MobileNet", "MobileNetV2",
+                     "MobileNetV3Small", "MobileNetV3Large"], "tf"),
+    **dict.fromkeys(["DenseNet121", "DenseNet169", "DenseNet201",
+                     *(f"EfficientNetB{i}" for i in range(8))], "torch"),
 }
+# cnnkit name -> its twin's mode.
+PREPROCESSING = _ByTwin(MODES)
 
 
 def preprocess_input(arch, images):

@@ -104,6 +104,39 @@ def test_stages_of_the_models_a_lesson_transfers(name, kwargs, expected):
     assert [layer for group in table.values() for layer in group] == non_input
 
 
+@pytest.mark.parametrize("name, kwargs", [
+    ("lenet5", {}), ("vgg16", dict(include_top=False, pooling="avg")),
+    ("mobilenet_v2", dict(input_shape=(32, 32, 3))),
+    ("densenet121", dict(include_top=False, input_shape=(32, 32, 3))),
+    ("efficientnet_b0", dict(input_shape=(32, 32, 3))),
+])
+def test_a_cnnkit_models_stages_end_at_its_registered_taps(name, kwargs):
+    table = T.stages(built(name, **kwargs))
+    assert [(stage, group[-1].name) for stage, group in table.items() if stage != "head"] == [
+        (tap.stage, tap.layer) for tap in cnnkit.model_info(name).taps]
+
+
+def test_a_missing_tap_layer_raises_instead_of_regrouping_by_names():
+    """A model that carries a registered name but not the layers its taps declare (a layer
+    renamed in the model file, and not in its taps) is an error, in the summary too."""
+    base = tiny()
+    impostor = T.new_head(keras.Model(base.input, base.output, name="resnet18"), 2)
+    with pytest.raises(ValueError, match="resnet18 declares taps whose layers 'resnet18' lacks: "
+                                         "conv1 -> 'pool1_pool', conv2 -> 'conv2_block2_out'"):
+        T.stages(impostor)
+    with pytest.raises(ValueError, match="pool1_pool"):
+        T.trainable_summary(impostor)
+    # Its own naming can still be read on request:
+    assert list(T.stages(impostor, pattern=r"^(conv\d)_")) == ["conv1", "conv2", "head"]
+
+
+def test_pattern_reads_a_cnnkit_model_by_names_instead_of_taps():
+    model = built("resnet50", input_shape=(32, 32, 3), classes=10)
+    table = T.stages(model, pattern=r"^(conv\d)_")
+    assert {k: len(v) for k, v in table.items()} == {
+        k: len(v) for k, v in T.stages(model).items()}
+
+
 def test_densenet_transitions_and_final_norm_belong_to_their_stage():
     table = T.stages(built("densenet121", include_top=False, input_shape=(32, 32, 3)))
     assert [layer.name for layer in table["conv2"][-4:]] == [

@@ -44,7 +44,7 @@ from keras import layers
 
 from cnnkit.blocks import global_pool
 from cnnkit.layers import GroupConv2D, LocalResponseNormalization
-from cnnkit.registry import register
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["alexnet", "zfnet", "ALEXNET", "ZFNET"]
@@ -128,11 +128,6 @@ def _build(table, args, *, include_top, weights, input_tensor, pooling,
     return load_weights(keras.Model(inputs, x, name=name), weights)
 
 
-@register("alexnet", family="alexnet",
-          paper="ImageNet Classification with Deep Convolutional Neural Networks", year=2012,
-          input_shape=(227, 227, 3), min_size=67, params=62_378_344,
-          params_source="Krizhevsky et al. 2012 layer sizes, one tower (see the module table)",
-          fixed_size_top=True)
 def alexnet(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
             classes=1000, classifier_activation="softmax", groups=1, name="alexnet"):
     """AlexNet as a Keras functional model: the table in this module's docstring.
@@ -164,11 +159,6 @@ def alexnet(include_top=True, weights=None, input_tensor=None, input_shape=None,
                   classifier_activation=classifier_activation, name=name, groups=groups)
 
 
-@register("zfnet", family="alexnet",
-          paper="Visualizing and Understanding Convolutional Networks", year=2013,
-          input_shape=(224, 224, 3), min_size=53, params=62_357_608,
-          params_source="Zeiler & Fergus 2013, Figure 3 layer sizes (see the module table)",
-          fixed_size_top=True)
 def zfnet(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
           classes=1000, classifier_activation="softmax", name="zfnet"):
     """ZFNet (Zeiler & Fergus' model of Figure 3) as a Keras functional model.
@@ -191,3 +181,19 @@ def zfnet(include_top=True, weights=None, input_tensor=None, input_shape=None, p
     return _build(ZFNET, args, include_top=include_top, weights=weights,
                   input_tensor=input_tensor, pooling=pooling,
                   classifier_activation=classifier_activation, name=name)
+
+
+# Taps: each convolution with the normalization and pooling after it (the table's rows).
+alexnet = register("alexnet", alexnet, family="alexnet",
+                   paper="ImageNet Classification with Deep Convolutional Neural Networks",
+                   year=2012, input_shape=(227, 227, 3), min_size=67, params=62_378_344,
+                   fixed_size_top=True,
+                   taps=(Tap("conv1", "pool1", 8), Tap("conv2", "pool2", 16),
+                         Tap("conv3", "conv3", 16), Tap("conv4", "conv4", 16),
+                         Tap("conv5", "pool5", 32)))
+zfnet = register("zfnet", zfnet, family="alexnet",
+                 paper="Visualizing and Understanding Convolutional Networks", year=2013,
+                 input_shape=(224, 224, 3), min_size=53, params=62_357_608, fixed_size_top=True,
+                 taps=(Tap("conv1", "norm1", 4), Tap("conv2", "norm2", 16),
+                       Tap("conv3", "conv3", 16), Tap("conv4", "conv4", 16),
+                       Tap("conv5", "pool5", 32)))

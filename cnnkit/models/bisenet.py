@@ -33,7 +33,6 @@ from keras import layers
 
 from cnnkit import registry
 from cnnkit.blocks import conv_bn
-from cnnkit.models.resnet import ARCHITECTURES as RESNETS
 from cnnkit.registry import register
 from cnnkit.validation import check_args, check_multiple, load_weights, model_inputs
 
@@ -104,10 +103,9 @@ def context_path(x, backbone):
 
     Returns the refined features at 1/16 and at 1/8 (the second is the context path's output).
     """
-    depths = RESNETS[backbone]["depths"]
     net = registry.build(backbone, include_top=False, input_tensor=x)
-    c4 = net.get_layer(f"conv4_block{depths[2]}_out").output
-    c5 = net.get_layer(f"conv5_block{depths[3]}_out").output
+    c4, c5 = (layer.output for layer in registry.tap_layers(net, backbone, ("conv4", "conv5"))
+              .values())
     # The "global average pooling at the tail": a 1x1 map, added to every position of arm32.
     g = layers.GlobalAveragePooling2D(keepdims=True, name="context_global_pool")(c5)
     g = conv_bn(g, CONTEXT_WIDTH, 1, name="context_global")
@@ -120,14 +118,6 @@ def context_path(x, backbone):
     return context16, conv_bn(x, CONTEXT_WIDTH, 3, name="context8")
 
 
-@register("bisenet", family="bisenet",
-          paper="BiSeNet: Bilateral Segmentation Network for Real-time Semantic Segmentation",
-          year=2018, input_shape=(1024, 1024, 3), min_size=STRIDE, classes=19,
-          params=12_894_163,
-          params_source="derived from the official code's layer sizes (TorchSeg "
-                        "cityscapes.bisenet.R18) and resnet18; formula in "
-                        "tests/test_bisenet_dfanet.py",
-          task="segmentation")
 def bisenet(weights=None, input_tensor=None, input_shape=None, classes=19,
             classifier_activation="softmax", name=None, backbone="resnet18", aux_heads=False):
     """BiSeNet with a ResNet context path: (batch, H, W, classes) per-pixel class scores.
@@ -137,7 +127,8 @@ def bisenet(weights=None, input_tensor=None, input_shape=None, classes=19,
     from the authors' TorchSeg code, where the paper gives none.
 
     backbone: "resnet18" (default) or "resnet101", the paper's ResNet context paths, built
-    headless from the registry and tapped by layer name; its Xception39 is not in the kit.
+    headless from the registry and read at its taps conv4 and conv5 (strides 16, 32); its
+    Xception39 is not in the kit.
     aux_heads: True adds the two auxiliary heads the paper trains with, and the model returns
     [predictions, aux16_predictions, aux8_predictions]; train with one loss per output.
     Height and width must be multiples of 32 (the 1/32 stage doubled twice meets the 1/8 path).
@@ -176,3 +167,11 @@ def _check_options(input_shape, backbone, aux_heads):
                          f"for training) or False; got {aux_heads!r}.")
     check_multiple("bisenet", input_shape, STRIDE, f"the context path's 1/{STRIDE} maps, "
                    "upsampled, must line up with the spatial path")
+
+
+# No taps: a spatial and a context path side by side; the maps later networks read are named in
+# the module docstring.
+bisenet = register("bisenet", bisenet, family="bisenet",
+                   paper="BiSeNet: Bilateral Segmentation Network for Real-time Semantic "
+                         "Segmentation", year=2018, input_shape=(1024, 1024, 3), min_size=STRIDE,
+                   classes=19, params=12_894_163, task="segmentation")

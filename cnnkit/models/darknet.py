@@ -26,7 +26,7 @@ import keras
 from keras import layers
 
 from cnnkit.blocks import classifier, conv_bn
-from cnnkit.registry import register
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["DARKNET53_STAGES", "darknet53", "darknet_conv", "darknet_residual"]
@@ -86,6 +86,9 @@ def darknet53(include_top=True, weights=None, input_tensor=None, input_shape=Non
     return load_weights(keras.Model(inputs, x, name=name), weights)
 
 
-register("darknet53", family="darknet", paper="YOLOv3: An Incremental Improvement", year=2018,
-         input_shape=(256, 256, 3), min_size=1, params=41_609_928,
-         params_source="timm darknet53")(darknet53)
+# Taps: Table 1's stem and five stages (YOLOv3 reads stage3..stage5).
+darknet53 = register(
+    "darknet53", darknet53, family="darknet", paper="YOLOv3: An Incremental Improvement",
+    year=2018, input_shape=(256, 256, 3), min_size=1, params=41_609_928,
+    taps=(Tap("stem", "stem_leaky", 1),
+          *(Tap(f"stage{s}", f"stage{s}_out", 2 ** s) for s in range(1, 6))))

@@ -26,22 +26,23 @@ every earlier feature map.
 Layer names follow keras.applications, whose DenseNet121/169/201 these models compute exactly:
 dense layer b of block s is `conv{s}_block{b}` with `_0_bn`, `_0_relu`, `_1_conv` (the 1x1),
 `_1_bn`, `_1_relu`, `_2_conv` (the 3x3) and `_concat`; transition s is `pool{s}_bn`, `_relu`,
-`_conv`, `_pool`. A detector or U-Net taps `conv1_relu` (stride 2), then the normalised dense
-block outputs `pool2_relu` (stride 4), `pool3_relu` (8), `pool4_relu` (16) and `relu` (32).
+`_conv`, `_pool`. The registry's taps (`cnnkit.model_info("densenet121").taps`) end each stage
+where the next one starts: conv1 after `pool1`, conv2..conv4 after their transition's pooling,
+conv5 at the final `relu`. A detector or U-Net reads the normalised maps before each pooling
+instead: `conv1_relu` (stride 2), `pool2_relu` (4), `pool3_relu` (8), `pool4_relu` (16), `relu`.
 """
 
-import functools
 import numbers
 
 import keras
 from keras import layers
 
 from cnnkit.blocks import BN_MOMENTUM, bn_act, classifier, conv_bn
-from cnnkit.registry import register
-from cnnkit.weights import TWINS
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
-__all__ = ["ARCHITECTURES", "densenet", "dense_layer", "dense_block", "transition"]
+__all__ = ["ARCHITECTURES", "densenet", "dense_layer", "dense_block", "transition",
+           "densenet121", "densenet169", "densenet201"]
 
 PAPER = dict(family="densenet", paper="Densely Connected Convolutional Networks", year=2017)
 # keras.applications' BatchNorm epsilon, kept so that its weights port exactly.
@@ -134,10 +135,17 @@ def _check_options(growth_rate, compression):
                          f"transition keeps (0.5 in DenseNet-BC, 1 for none); got {compression!r}.")
 
 
-for _arch, _spec in ARCHITECTURES.items():
-    # min_size 29: the stem leaves ceil(29/4) = 8 pixels, which three 2x2 pools bring to 1.
-    register(_arch, family=_spec["family"], paper=_spec["paper"], year=_spec["year"],
-             input_shape=(224, 224, 3), min_size=29, params=_spec["params"],
-             params_source="torchvision (= keras.applications trainable)",
-             imagenet=_arch in TWINS)(
-        functools.partial(densenet, _arch))
+# Taps: conv1 with pool1, each dense block with the transition after it (keras.applications'
+# pool2..pool4, which halve the maps), and the last block with the final BN-ReLU.
+# min_size 29: the stem leaves ceil(29/4) = 8 pixels, which three 2x2 pools bring to 1.
+DENSENET = dict(PAPER, input_shape=(224, 224, 3), min_size=29,
+                taps=(Tap("conv1", "pool1", 4), Tap("conv2", "pool2_pool", 8),
+                      Tap("conv3", "pool3_pool", 16), Tap("conv4", "pool4_pool", 32),
+                      Tap("conv5", "relu", 32)))
+
+densenet121 = register("densenet121", densenet, "densenet121", **DENSENET,
+                       params=ARCHITECTURES["densenet121"]["params"], twin="DenseNet121")
+densenet169 = register("densenet169", densenet, "densenet169", **DENSENET,
+                       params=ARCHITECTURES["densenet169"]["params"], twin="DenseNet169")
+densenet201 = register("densenet201", densenet, "densenet201", **DENSENET,
+                       params=ARCHITECTURES["densenet201"]["params"], twin="DenseNet201")

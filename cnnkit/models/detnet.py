@@ -38,8 +38,9 @@ projection `_0_conv/_0_bn` (block 1), `_add` and `_out`; a detector taps `conv3_
 import keras
 from keras import layers
 
-from cnnkit.blocks import classifier, conv_bn
-from cnnkit.registry import build, register
+from cnnkit.blocks import classifier, conv_bn, resnet_stage
+from cnnkit.models import resnet  # noqa: F401  (registers resnet50, whose taps come first)
+from cnnkit.registry import Tap, build, model_info, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["detnet59", "dilated_bottleneck", "DETNET59_STAGES"]
@@ -49,7 +50,7 @@ DETNET59_STAGES = ((256, 1024, 3, 2), (256, 1024, 3, 2))
 STAGE4_TAP = "conv4_block6_out"  # ResNet-50's last block of stage 4 (conv4_x)
 
 
-def dilated_bottleneck(x, width, filters, *, dilation, project, name):
+def dilated_bottleneck(x, width, filters, *, dilation, name, project=False):
     """DetNet's bottleneck: 1x1, dilated 3x3, 1x1, plus the input (A) or its projection (B).
 
     Stride 1 throughout: the 3x3 with `dilation` d sees a (2d + 1)-pixel square, as large as a
@@ -65,10 +66,6 @@ def dilated_bottleneck(x, width, filters, *, dilation, project, name):
     return layers.Activation("relu", name=f"{name}_out")(y)
 
 
-@register("detnet59", family="detnet",
-          paper="DetNet: A Backbone network for Object Detection", year=2018,
-          input_shape=(224, 224, 3), min_size=1, params=18_372_648,
-          params_source="derived from Li et al. 2018, Table 1")
 def detnet59(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
              classes=1000, classifier_activation="softmax", name="detnet59"):
     """DetNet-59 as a Keras functional model: the ImageNet classifier it is pretrained as.
@@ -86,10 +83,19 @@ def detnet59(include_top=True, weights=None, input_tensor=None, input_shape=None
     inputs, x = model_inputs(input_tensor, args.input_shape)
     x = build("resnet50", include_top=False, input_tensor=x).get_layer(STAGE4_TAP).output
     for stage, (width, filters, blocks, dilation) in enumerate(DETNET59_STAGES, start=5):
-        for b in range(1, blocks + 1):
-            x = dilated_bottleneck(x, width, filters, dilation=dilation, project=b == 1,
-                                   name=f"stage{stage}_block{b}")
+        # Bottleneck B, the first block, projects its shortcut; no block strides (strides=None).
+        x = resnet_stage(x, dilated_bottleneck, blocks, first=dict(project=True),
+                         name=f"stage{stage}", width=width, filters=filters, dilation=dilation)
         x = layers.Identity(name=f"stage{stage}_out")(x)  # a named tap for detectors
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation)
     return load_weights(keras.Model(inputs, x, name=name), weights)
+
+
+# Taps: resnet50's conv1..conv4 (stages 1-4 of Table 1), then the dilated stages 5 and 6, which
+# keep stride 16.
+detnet59 = register("detnet59", detnet59, family="detnet",
+                    paper="DetNet: A Backbone network for Object Detection", year=2018,
+                    input_shape=(224, 224, 3), min_size=1, params=18_372_648,
+                    taps=(*model_info("resnet50").taps[:4], Tap("stage5", "stage5_out", 16),
+                          Tap("stage6", "stage6_out", 16)))

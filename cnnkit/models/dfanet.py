@@ -39,8 +39,6 @@ Taps: a stage's last block `b{k}_enc{i}_block{n}_out` (e.g. `b1_enc2_block4_out`
 `b1_enc3_block6_out`, `b1_enc4_block4_out`) and backbone k's output `b{k}_fca_scale`.
 """
 
-import functools
-
 import keras
 from keras import layers
 
@@ -184,12 +182,14 @@ def dfanet(arch, weights=None, input_tensor=None, input_shape=None, classes=19,
     return load_weights(keras.Model(inputs, outputs, name=name or arch), weights)
 
 
-for _arch, _spec in ARCHITECTURES.items():
-    register(_arch, family="dfanet",
-             paper="DFANet: Deep Feature Aggregation for Real-Time Semantic Segmentation",
-             year=2019, input_shape=(1024, 1024, 3), min_size=STRIDE, classes=19,
-             params=_spec["params"],
-             params_source=f"derived from Table 1 ({_spec['backbone']}) and Fig. 3 with the "
-                           "re-implementations' decoder width 32; formula in "
-                           "tests/test_bisenet_dfanet.py",
-             task="segmentation")(functools.partial(dfanet, _arch))
+# No taps: the three backbones run side by side and feed each other, so no layer ends a stage of
+# the whole network.
+DFANET = dict(family="dfanet",
+              paper="DFANet: Deep Feature Aggregation for Real-Time Semantic Segmentation",
+              year=2019, input_shape=(1024, 1024, 3), min_size=STRIDE, classes=19,
+              task="segmentation")
+
+_builder = dfanet  # the model named "dfanet" (DFANet A) takes the builder's name
+dfanet = register("dfanet", _builder, "dfanet", **DFANET, params=ARCHITECTURES["dfanet"]["params"])
+dfanet_b = register("dfanet_b", _builder, "dfanet_b", **DFANET,
+                    params=ARCHITECTURES["dfanet_b"]["params"])

@@ -41,17 +41,17 @@ the block's output `_out` (residual then dense channels). A detector taps each s
 `_out` (strides 4, 8, 16, 32).
 """
 
-import functools
-
 import keras
 from keras import layers
 
-from cnnkit.blocks import bn_act, classifier, conv_bn
+from cnnkit.blocks import bn_act, classifier, conv_bn, resnet_stage
 from cnnkit.layers import ChannelSplit, GroupConv2D
+from cnnkit.models.resnet import stage_taps
 from cnnkit.registry import register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
-__all__ = ["ARCHITECTURES", "dpn", "dual_path_block", "bn_act_conv"]
+__all__ = ["ARCHITECTURES", "dpn", "dual_path_block", "bn_act_conv", "dpn68", "dpn92", "dpn98",
+           "dpn107", "dpn131"]
 
 # The authors' MXNet models and timm use BatchNorm's epsilon 1e-3 (MXNet's default).
 EPSILON = 1e-3
@@ -146,17 +146,26 @@ def dpn(arch, include_top=True, weights=None, input_tensor=None, input_shape=Non
         width = spec["k_r"] * filters // 256  # r doubles with c: k_r in conv2
         if spec.get("small"):
             filters //= 4
-        for b in range(depth):
-            x = dual_path_block(x, width, filters, inc, groups=spec["groups"],
-                                project=b == 0, strides=2 if b == 0 and stage > 0 else 1,
-                                name=f"conv{stage + 2}_block{b + 1}")
+        x = resnet_stage(x, dual_path_block, depth, strides=2 if stage > 0 else 1,
+                         first=dict(project=True), name=f"conv{stage + 2}", width=width,
+                         filters=filters, inc=inc, groups=spec["groups"])
     x = bn_act(x, name="post", epsilon=EPSILON)
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation)
     return load_weights(keras.Model(inputs, x, name=name or arch), weights)
 
 
-for _arch, _spec in ARCHITECTURES.items():
-    register(_arch, family="dpn", paper="Dual Path Networks", year=2017,
-             input_shape=(224, 224, 3), min_size=1, params=_spec["params"],
-             params_source="timm")(functools.partial(dpn, _arch))
+def _info(arch):
+    """What the registry reads from `arch`'s row of ARCHITECTURES; the taps are ResNet's, with
+    conv5 ending at the final BN-ReLU."""
+    spec = ARCHITECTURES[arch]
+    return dict(family="dpn", paper="Dual Path Networks", year=2017, input_shape=(224, 224, 3),
+                min_size=1, params=spec["params"],
+                taps=stage_taps(spec["depths"], last="post_relu"))
+
+
+dpn68 = register("dpn68", dpn, "dpn68", **_info("dpn68"))
+dpn92 = register("dpn92", dpn, "dpn92", **_info("dpn92"))
+dpn98 = register("dpn98", dpn, "dpn98", **_info("dpn98"))
+dpn107 = register("dpn107", dpn, "dpn107", **_info("dpn107"))
+dpn131 = register("dpn131", dpn, "dpn131", **_info("dpn131"))

@@ -37,7 +37,6 @@ rounded up), and trains at a larger resolution with more dropout before the clas
 `scaled_stages(width, depth)` gives any row's stages, so the lesson prints this table from code.
 """
 
-import functools
 import math
 import numbers
 from typing import NamedTuple
@@ -45,12 +44,11 @@ from typing import NamedTuple
 import keras
 
 from cnnkit.blocks import classifier, conv_bn, inverted_residual, make_divisible
-from cnnkit.registry import register
-from cnnkit.weights import TWINS
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["efficientnet", "Stage", "B0_STAGES", "VARIANTS", "round_filters", "round_repeats",
-           "scaled_stages"]
+           "scaled_stages", *(f"efficientnet_b{i}" for i in range(8))]
 
 # keras.applications' BatchNorm epsilon, kept so that its weights port exactly.
 KERAS_EPSILON = 1e-3
@@ -160,10 +158,37 @@ def efficientnet(variant, include_top=True, weights=None, input_tensor=None, inp
                         include_top=include_top)
 
 
-for _variant, (_w, _d, _resolution, _) in VARIANTS.items():
-    register(_variant, family="efficientnet", year=2019,
-             paper="EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
-             input_shape=(_resolution, _resolution, 3), min_size=1, params=PARAMS[_variant],
-             params_source=f"torchvision (= keras.applications EfficientNet"
-                           f"{_variant[-2:].upper()} trainable)",
-             imagenet=_variant in TWINS)(functools.partial(efficientnet, _variant))
+def _info(variant):
+    """What the registry reads from `variant`'s rows: its resolution and count, and its taps,
+    the stem, each stage of Table 1 (`block1`..`block7`, ending with its last block) and the top
+    1x1 convolution."""
+    width, depth, resolution, _ = VARIANTS[variant]
+    taps, stride = [Tap("stem", "stem_swish", 2)], 2
+    for i, stage in enumerate(scaled_stages(width, depth), start=1):
+        stride *= stage.stride
+        last = f"block{i}{chr(ord('a') + stage.repeats - 1)}"  # a residual sum ends a repeat
+        taps.append(Tap(f"block{i}", f"{last}_add" if stage.repeats > 1 else f"{last}_project_bn",
+                        stride))
+    taps.append(Tap("top", "top_swish", stride))
+    return dict(family="efficientnet", year=2019,
+                paper="EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
+                input_shape=(resolution, resolution, 3), min_size=1, params=PARAMS[variant],
+                taps=tuple(taps))
+
+
+efficientnet_b0 = register("efficientnet_b0", efficientnet, "efficientnet_b0",
+                           **_info("efficientnet_b0"), twin="EfficientNetB0")
+efficientnet_b1 = register("efficientnet_b1", efficientnet, "efficientnet_b1",
+                           **_info("efficientnet_b1"), twin="EfficientNetB1")
+efficientnet_b2 = register("efficientnet_b2", efficientnet, "efficientnet_b2",
+                           **_info("efficientnet_b2"), twin="EfficientNetB2")
+efficientnet_b3 = register("efficientnet_b3", efficientnet, "efficientnet_b3",
+                           **_info("efficientnet_b3"), twin="EfficientNetB3")
+efficientnet_b4 = register("efficientnet_b4", efficientnet, "efficientnet_b4",
+                           **_info("efficientnet_b4"), twin="EfficientNetB4")
+efficientnet_b5 = register("efficientnet_b5", efficientnet, "efficientnet_b5",
+                           **_info("efficientnet_b5"), twin="EfficientNetB5")
+efficientnet_b6 = register("efficientnet_b6", efficientnet, "efficientnet_b6",
+                           **_info("efficientnet_b6"), twin="EfficientNetB6")
+efficientnet_b7 = register("efficientnet_b7", efficientnet, "efficientnet_b7",
+                           **_info("efficientnet_b7"), twin="EfficientNetB7")

@@ -28,8 +28,6 @@ fcn32s 134,346,581, fcn16s 134,364,410, fcn8s 134,376,863. fc6 holds 7*7*512*409
 25088*4096 + 4096 parameters, exactly VGG16's fc1, and fc7 exactly fc2's.
 """
 
-import functools
-
 import keras
 from keras import layers
 
@@ -122,19 +120,11 @@ def fcn(config, /, weights=None, input_tensor=None, input_shape=None, classes=21
     return load_weights(keras.Model(inputs, x, name=name), weights)
 
 
-def _register(config):
-    stride, params = FCN_CONFIGS[config]
-    builder = functools.partial(fcn, config)
-    builder.__doc__ = f"FCN-{stride}s on VGG16 (prediction stride {stride}): see `fcn`."
-    return register(
-        config, family="fcn",
-        paper="Fully Convolutional Networks for Semantic Segmentation", year=2015,
-        input_shape=(224, 224, 3), min_size=32, classes=21, params=params,
-        params_source="derived from Long et al. 2015 (VGG16 + fc6/fc7 as convolutions + "
-                      "score and learned 2x layers; the fixed final upsampling is not trainable)",
-        task="segmentation")(builder)
+# No taps of their own: the encoder is the registered vgg16, whose block3..block5 taps are the
+# paper's pool3..pool5.
+FCN = dict(family="fcn", paper="Fully Convolutional Networks for Semantic Segmentation",
+           year=2015, input_shape=(224, 224, 3), min_size=32, classes=21, task="segmentation")
 
-
-fcn32s = _register("fcn32s")
-fcn16s = _register("fcn16s")
-fcn8s = _register("fcn8s")
+fcn32s = register("fcn32s", fcn, "fcn32s", **FCN, params=FCN_CONFIGS["fcn32s"][1])
+fcn16s = register("fcn16s", fcn, "fcn16s", **FCN, params=FCN_CONFIGS["fcn16s"][1])
+fcn8s = register("fcn8s", fcn, "fcn8s", **FCN, params=FCN_CONFIGS["fcn8s"][1])

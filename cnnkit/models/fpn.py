@@ -33,8 +33,8 @@ import numbers
 import keras
 from keras import layers
 
-from cnnkit.models.resnet import ARCHITECTURES
-from cnnkit.registry import build, register
+from cnnkit.models import resnet  # noqa: F401  (registers the backbones and their taps)
+from cnnkit.registry import build, list_models, model_info, register, tap_layers
 from cnnkit.validation import check_args, check_multiple, load_weights, model_inputs
 
 __all__ = ["fpn", "BACKBONES", "fpn_level"]
@@ -42,14 +42,14 @@ __all__ = ["fpn", "BACKBONES", "fpn_level"]
 STRIDE = 32  # the coarsest tapped level, C5
 
 
-def _taps(depths):
-    return tuple(f"conv{stage}_block{depth}_out" for stage, depth in zip((2, 3, 4, 5), depths))
+PYRAMID = ("conv2", "conv3", "conv4", "conv5")  # the backbone's taps read as C2..C5
 
 
-# Backbone -> names of C2..C5: every registered post-activation ResNet/ResNeXt (the paper uses
-# ResNet-50 and ResNet-101); v2's stage outputs are not normalised, so they are left out.
-BACKBONES = {name: _taps(spec["depths"]) for name, spec in ARCHITECTURES.items()
-             if spec["block"] != "preact"}
+# Every registered ResNet/ResNeXt whose taps C2..C5 have strides 4, 8, 16, 32 (the paper uses
+# ResNet-50 and ResNet-101): v2 is left out, its stages stride one block later and their outputs
+# are not normalised.
+BACKBONES = tuple(name for family in ("resnet", "resnext") for name in list_models(family)
+                  if [model_info(name).tap(c).stride for c in PYRAMID] == [4, 8, 16, 32])
 
 
 def fpn_level(c, coarser, channels, *, level):
@@ -64,20 +64,15 @@ def fpn_level(c, coarser, channels, *, level):
     return merged
 
 
-@register("fpn", family="fpn", paper="Feature Pyramid Networks for Object Detection", year=2017,
-          input_shape=(224, 224, 3), min_size=STRIDE, params=26_852_416,
-          params_source="derived from Lin et al. 2017, Sec. 3: resnet50 headless (23,508,032) "
-                        "+ four 1x1 laterals and four 3x3 outputs with d = 256 (3,344,384)",
-          task="features")
 def fpn(weights=None, input_tensor=None, input_shape=None, name=None, backbone="resnet50",
         channels=256, p6=True):
     """A Feature Pyramid Network over a registered ResNet: a list [P2, P3, P4, P5, P6] of maps.
 
     Paper: "Feature Pyramid Networks for Object Detection", Lin, Dollár, Girshick, He, Hariharan
-    and Belongie, 2017. Builds the backbone headless on this model's input and taps C2..C5 by
-    name; P2..P5 have strides 4, 8, 16, 32 and `channels` channels (the paper's d = 256);
-    p6=True appends P6 (stride 64), a 1x1 max pool with stride 2 on P5, as the paper's RPN uses
-    (p6=False: [P2..P5], the pyramid Fast R-CNN uses).
+    and Belongie, 2017. Builds the backbone headless on this model's input and reads C2..C5 at
+    its registered taps conv2..conv5; P2..P5 have strides 4, 8, 16, 32 and `channels` channels
+    (the paper's d = 256); p6=True appends P6 (stride 64), a 1x1 max pool with stride 2 on P5,
+    as the paper's RPN uses (p6=False: [P2..P5], the pyramid Fast R-CNN uses).
 
     backbone: "resnet50" (the paper's), or any of BACKBONES (resnet101, resnext50_32x4d, ...).
     The heads (RPN, Fast R-CNN) are not part of it. Height and width must be divisible by 32.
@@ -88,7 +83,7 @@ def fpn(weights=None, input_tensor=None, input_shape=None, name=None, backbone="
     _check_options(backbone, channels, p6, args.input_shape)
     inputs, x = model_inputs(input_tensor, args.input_shape)
     body = build(backbone, include_top=False, input_tensor=x)
-    c2_to_c5 = [body.get_layer(tap).output for tap in BACKBONES[backbone]]
+    c2_to_c5 = [layer.output for layer in tap_layers(body, backbone, PYRAMID).values()]
     merged = None
     pyramid = []
     for level, c in zip((5, 4, 3, 2), reversed(c2_to_c5)):  # top-down: coarse to fine
@@ -112,3 +107,10 @@ def _check_options(backbone, channels, p6, input_shape):
         raise ValueError(f"p6 must be True (add P6, stride 64) or False; got {p6!r}.")
     check_multiple("fpn", input_shape, STRIDE, "so that each 2x upsampling of the top-down "
                    "pathway lands on the next level's size")
+
+
+# No taps of its own: the pyramid's levels are its outputs. The count is resnet50 headless
+# (23,508,032) + four 1x1 laterals and four 3x3 outputs with d = 256 (3,344,384).
+fpn = register("fpn", fpn, family="fpn", paper="Feature Pyramid Networks for Object Detection",
+               year=2017, input_shape=(224, 224, 3), min_size=STRIDE, params=26_852_416,
+               task="features")

@@ -43,10 +43,9 @@ import keras
 from keras import layers
 
 from cnnkit.blocks import (bn_act, conv_bn, depthwise_conv_bn, global_pool, make_divisible,
-                           squeeze_excite)
+                           squeeze_excite, symmetric_padding)
 from cnnkit.layers import ChannelSplit
-from cnnkit.models.shufflenet import symmetric_padding
-from cnnkit.registry import register
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["BLOCKS", "ghostnet", "ghost_module", "ghost_bottleneck"]
@@ -111,9 +110,6 @@ def ghost_bottleneck(x, expand, filters, *, kernel_size, strides, se, name):
     return layers.Add(name=f"{name}_out")([y, shortcut])
 
 
-@register("ghostnet", family="ghostnet", paper="GhostNet: More Features from Cheap Operations",
-          year=2020, input_shape=(224, 224, 3), min_size=1, params=5_182_508,
-          params_source="timm ghostnet_100")
 def ghostnet(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
              classes=1000, classifier_activation="softmax", name="ghostnet"):
     """GhostNet 1.0x as a Keras functional model.
@@ -148,3 +144,13 @@ def ghostnet(include_top=True, weights=None, input_tensor=None, input_shape=None
     else:
         x = global_pool(x, pooling)
     return load_weights(keras.Model(inputs, x, name=name), weights)
+
+
+# Taps: Table 1's stages, each ending with its last bottleneck (stage5 with the 1x1 after it).
+ghostnet = register("ghostnet", ghostnet, family="ghostnet",
+                    paper="GhostNet: More Features from Cheap Operations", year=2020,
+                    input_shape=(224, 224, 3), min_size=1, params=5_182_508,
+                    taps=(Tap("stem", "stem_relu", 2), Tap("stage1", "stage1_block1_out", 2),
+                          Tap("stage2", "stage2_block2_out", 4),
+                          Tap("stage3", "stage3_block2_out", 8),
+                          Tap("stage4", "stage4_block6_out", 16), Tap("stage5", "last_relu", 32)))

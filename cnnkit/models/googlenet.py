@@ -55,38 +55,78 @@ halve the maps with stride 2 and pass their max-pooled input through without a p
 |              |            |      |          |      |            |             | total         | 11,285,224 |
 """
 
+from typing import NamedTuple
+
 import keras
 from keras import layers
 
 from cnnkit.blocks import classifier, conv_bn
 from cnnkit.layers import LocalResponseNormalization
-from cnnkit.registry import register
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["googlenet", "inception_v2", "inception_module", "bn_inception_module",
-           "auxiliary_classifier"]
+           "auxiliary_classifier", "Inception", "BNInception", "GOOGLENET_STAGES",
+           "BN_INCEPTION_MODULES"]
 
-# Table 1: (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj) per module, by stage; a
-# 3x3/2 max pool sits between stages.
+
+class Inception(NamedTuple):
+    """One inception module of GoogLeNet's Table 1: the filters of its four columns."""
+
+    n1x1: int  # "#1x1": the 1x1 column
+    n3x3red: int  # "#3x3 reduce": the 1x1 before the 3x3
+    n3x3: int  # "#3x3"
+    n5x5red: int  # "#5x5 reduce": the 1x1 before the 5x5
+    n5x5: int  # "#5x5"
+    pool_proj: int  # "pool proj": the 1x1 after the 3x3 max pool
+
+
+# Table 1, one Inception per module, by stage; a 3x3/2 max pool sits between stages.
+#                         #1x1  #3x3 reduce  #3x3  #5x5 reduce  #5x5  pool proj
 GOOGLENET_STAGES = {
-    3: {"3a": (64, 96, 128, 16, 32, 32), "3b": (128, 128, 192, 32, 96, 64)},
-    4: {"4a": (192, 96, 208, 16, 48, 64), "4b": (160, 112, 224, 24, 64, 64),
-        "4c": (128, 128, 256, 24, 64, 64), "4d": (112, 144, 288, 32, 64, 64),
-        "4e": (256, 160, 320, 32, 128, 128)},
-    5: {"5a": (256, 160, 320, 32, 128, 128), "5b": (384, 192, 384, 48, 128, 128)},
+    3: {"3a": Inception(  64,         96,  128,          16,   32,        32),
+        "3b": Inception( 128,        128,  192,          32,   96,        64)},
+    4: {"4a": Inception( 192,         96,  208,          16,   48,        64),
+        "4b": Inception( 160,        112,  224,          24,   64,        64),
+        "4c": Inception( 128,        128,  256,          24,   64,        64),
+        "4d": Inception( 112,        144,  288,          32,   64,        64),
+        "4e": Inception( 256,        160,  320,          32,  128,       128)},
+    5: {"5a": Inception( 256,        160,  320,          32,  128,       128),
+        "5b": Inception( 384,        192,  384,          48,  128,       128)},
 }
 AUX_TAPS = ("4a", "4d")  # Section 5: the auxiliary classifiers sit on these modules' outputs
 AUX_MIN_SIZE = 65  # smallest input whose 4a maps (input / 16) still hold one 5x5 pooling window
 
-# Figure 5: (#1x1, #3x3 reduce, #3x3, double #3x3 reduce, double #3x3, pooling, pool proj);
-# #1x1 0 means no such column, pool proj 0 means the pooled maps pass through unprojected.
+
+
+class BNInception(NamedTuple):
+    """One module of BN-Inception's Figure 5: its columns' filters and its pooling.
+
+    n1x1 0 means no 1x1 column, pool_proj 0 that the pooled maps pass through unprojected.
+    """
+
+    n1x1: int  # "#1x1"
+    n3x3red: int  # "#3x3 reduce": the 1x1 before the 3x3
+    n3x3: int  # "#3x3"
+    double3x3red: int  # "double #3x3 reduce": the 1x1 before the two 3x3
+    double3x3: int  # "double #3x3": each of the two 3x3
+    pool: str  # "Pool +proj": a 3x3 "avg" or "max" pool ...
+    pool_proj: int  # ... and its 1x1 projection
+
+
+# Figure 5, one BNInception per module.
+#                    #1x1  #3x3 reduce  #3x3  double reduce  double #3x3  pool  proj
 BN_INCEPTION_MODULES = {
-    "3a": (64, 64, 64, 64, 96, "avg", 32), "3b": (64, 64, 96, 64, 96, "avg", 64),
-    "3c": (0, 128, 160, 64, 96, "max", 0),
-    "4a": (224, 64, 96, 96, 128, "avg", 128), "4b": (192, 96, 128, 96, 128, "avg", 128),
-    "4c": (160, 128, 160, 128, 160, "avg", 128), "4d": (96, 128, 192, 160, 192, "avg", 128),
-    "4e": (0, 128, 192, 192, 256, "max", 0),
-    "5a": (352, 192, 320, 160, 224, "avg", 128), "5b": (352, 192, 320, 192, 224, "max", 128),
+    "3a": BNInception(  64,         64,   64,            64,          96, "avg",  32),
+    "3b": BNInception(  64,         64,   96,            64,          96, "avg",  64),
+    "3c": BNInception(   0,        128,  160,            64,          96, "max",   0),
+    "4a": BNInception( 224,         64,   96,            96,         128, "avg", 128),
+    "4b": BNInception( 192,         96,  128,            96,         128, "avg", 128),
+    "4c": BNInception( 160,        128,  160,           128,         160, "avg", 128),
+    "4d": BNInception(  96,        128,  192,           160,         192, "avg", 128),
+    "4e": BNInception(   0,        128,  192,           192,         256, "max",   0),
+    "5a": BNInception( 352,        192,  320,           160,         224, "avg", 128),
+    "5b": BNInception( 352,        192,  320,           192,         224, "max", 128),
 }
 BN_STRIDED = ("3c", "4e")  # these modules halve the maps: there is no pooling layer between stages
 _POOLING = {"avg": layers.AveragePooling2D, "max": layers.MaxPooling2D}
@@ -104,13 +144,14 @@ def _lrn(name):
 
 def inception_module(x, filters, *, name):
     """GoogLeNet's module (Figure 2b): 1x1, 3x3 and 5x5 convolutions and a 3x3 max pool side by
-    side, concatenated; 1x1 "reduce" convolutions shrink the channels before the costly ones."""
-    one, reduce3, conv3, reduce5, conv5, proj = filters
-    branch1 = _conv(x, one, 1, f"{name}_1x1")
-    branch3 = _conv(_conv(x, reduce3, 1, f"{name}_3x3_reduce"), conv3, 3, f"{name}_3x3")
-    branch5 = _conv(_conv(x, reduce5, 1, f"{name}_5x5_reduce"), conv5, 5, f"{name}_5x5")
+    side, concatenated; 1x1 "reduce" convolutions shrink the channels before the costly ones.
+    `filters`: an Inception row, or its six numbers as a plain tuple."""
+    f = Inception(*filters)
+    branch1 = _conv(x, f.n1x1, 1, f"{name}_1x1")
+    branch3 = _conv(_conv(x, f.n3x3red, 1, f"{name}_3x3_reduce"), f.n3x3, 3, f"{name}_3x3")
+    branch5 = _conv(_conv(x, f.n5x5red, 1, f"{name}_5x5_reduce"), f.n5x5, 5, f"{name}_5x5")
     pool = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
-    pool = _conv(pool, proj, 1, f"{name}_pool_proj")
+    pool = _conv(pool, f.pool_proj, 1, f"{name}_pool_proj")
     return layers.Concatenate(name=f"{name}_output")([branch1, branch3, branch5, pool])
 
 
@@ -144,9 +185,6 @@ def _check_aux(aux_logits, include_top, shape):
                          "a larger input_shape or aux_logits=False.")
 
 
-@register("googlenet", family="inception", paper="Going Deeper with Convolutions", year=2014,
-          input_shape=(224, 224, 3), min_size=1, params=6_998_552,
-          params_source="derived from Szegedy et al. 2014, Table 1")
 def googlenet(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
               classes=1000, classifier_activation="softmax", aux_logits=False, name="googlenet"):
     """GoogLeNet as in Table 1 and Figure 3 of the paper: no BatchNorm, 5x5 columns, LRN.
@@ -193,24 +231,22 @@ def bn_inception_module(x, filters, *, name, strides=1):
     """BN-Inception's module (Figure 5): every convolution is followed by BatchNorm, and the 5x5
     column is two 3x3 convolutions (same receptive field, 18 instead of 25 weights per pair of
     channels). With strides=2 the last layer of each column halves the maps and the pooled maps
-    pass through unprojected, so the module also grows the channels: a grid reduction."""
-    one, reduce3, conv3, reduce_double, conv_double, pooling, proj = filters
-    branches = [conv_bn(x, one, 1, name=f"{name}_1x1")] if one else []
-    branch = conv_bn(x, reduce3, 1, name=f"{name}_3x3_reduce")
-    branches.append(conv_bn(branch, conv3, 3, strides=strides, name=f"{name}_3x3"))
-    branch = conv_bn(x, reduce_double, 1, name=f"{name}_double_3x3_reduce")
-    branch = conv_bn(branch, conv_double, 3, name=f"{name}_double_3x3_1")
-    branches.append(conv_bn(branch, conv_double, 3, strides=strides, name=f"{name}_double_3x3_2"))
-    pool = _POOLING[pooling](3, strides=strides, padding="same", name=f"{name}_pool")(x)
-    branches.append(conv_bn(pool, proj, 1, name=f"{name}_pool_proj") if proj else pool)
+    pass through unprojected, so the module also grows the channels: a grid reduction.
+    `filters`: a BNInception row, or its seven values as a plain tuple."""
+    f = BNInception(*filters)
+    branches = [conv_bn(x, f.n1x1, 1, name=f"{name}_1x1")] if f.n1x1 else []
+    branch = conv_bn(x, f.n3x3red, 1, name=f"{name}_3x3_reduce")
+    branches.append(conv_bn(branch, f.n3x3, 3, strides=strides, name=f"{name}_3x3"))
+    branch = conv_bn(x, f.double3x3red, 1, name=f"{name}_double_3x3_reduce")
+    branch = conv_bn(branch, f.double3x3, 3, name=f"{name}_double_3x3_1")
+    branches.append(conv_bn(branch, f.double3x3, 3, strides=strides,
+                            name=f"{name}_double_3x3_2"))
+    pool = _POOLING[f.pool](3, strides=strides, padding="same", name=f"{name}_pool")(x)
+    branches.append(conv_bn(pool, f.pool_proj, 1, name=f"{name}_pool_proj") if f.pool_proj
+                    else pool)
     return layers.Concatenate(name=f"{name}_output")(branches)
 
 
-@register("inception_v2", family="inception",
-          paper="Batch Normalization: Accelerating Deep Network Training by Reducing Internal "
-                "Covariate Shift", year=2015,
-          input_shape=(224, 224, 3), min_size=1, params=11_285_224,
-          params_source="derived from Ioffe & Szegedy 2015, Figure 5")
 def inception_v2(include_top=True, weights=None, input_tensor=None, input_shape=None,
                  pooling=None, classes=1000, classifier_activation="softmax",
                  name="inception_v2"):
@@ -241,3 +277,22 @@ def inception_v2(include_top=True, weights=None, input_tensor=None, input_shape=
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation)
     return load_weights(keras.Model(inputs, x, name=name), weights)
+
+
+# Taps: the two convolutions, each with the pooling after it, and the inception groups 3, 4
+# and 5 of Table 1 (GoogLeNet's 3 and 4 closed by their pooling, v2's by their strided module).
+googlenet = register("googlenet", googlenet, family="inception",
+                     paper="Going Deeper with Convolutions", year=2014,
+                     input_shape=(224, 224, 3), min_size=1, params=6_998_552,
+                     taps=(Tap("conv1", "pool1_norm1", 4), Tap("conv2", "pool2_3x3_s2", 8),
+                           Tap("inception3", "pool3_3x3_s2", 16),
+                           Tap("inception4", "pool4_3x3_s2", 32),
+                           Tap("inception5", "inception_5b_output", 32)))
+inception_v2 = register(
+    "inception_v2", inception_v2, family="inception",
+    paper="Batch Normalization: Accelerating Deep Network Training by Reducing Internal "
+          "Covariate Shift", year=2015, input_shape=(224, 224, 3), min_size=1, params=11_285_224,
+    taps=(Tap("conv1", "pool1_3x3_s2", 4), Tap("conv2", "pool2_3x3_s2", 8),
+          Tap("inception3", "inception_3c_output", 16),
+          Tap("inception4", "inception_4e_output", 32),
+          Tap("inception5", "inception_5b_output", 32)))

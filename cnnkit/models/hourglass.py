@@ -94,13 +94,6 @@ def stem(x):
     return residual_module(x, FEATURES, name="stem_res3")
 
 
-@register("hourglass", family="hourglass",
-          paper="Stacked Hourglass Networks for Human Pose Estimation", year=2016,
-          input_shape=(256, 256, 3), min_size=64, classes=16, params=25_369_664,
-          params_source="derived from Newell et al. 2016, Sec. 3 and Fig. 4, with the authors' "
-                        "hg.lua layer sizes; without the conv biases BatchNorm cancels "
-                        "(the Torch model has 64,448 more: 25,434,112)",
-          task="features")
 def stacked_hourglass(weights=None, input_tensor=None, input_shape=None, classes=16,
                       classifier_activation=None, name=None, stacks=8, order=4):
     """The stacked hourglass network: a list of `stacks` heatmap tensors, one per stack.
@@ -159,3 +152,11 @@ def _check_options(stacks, order, input_shape):
     check_multiple(f"hourglass with order={order}", input_shape, multiple,
                    "the stem divides the size by 4 and the hourglass by 2**order, and every "
                    "upsampled map must match the one it is added to; or lower `order`")
+
+
+# No taps: the network is its stacks' heatmaps. Its count leaves out the convolution biases
+# BatchNorm cancels (the Torch model has 64,448 more: 25,434,112).
+hourglass = register("hourglass", stacked_hourglass, family="hourglass",
+                     paper="Stacked Hourglass Networks for Human Pose Estimation", year=2016,
+                     input_shape=(256, 256, 3), min_size=64, classes=16, params=25_369_664,
+                     task="features")

@@ -51,7 +51,7 @@ import keras
 from keras import layers
 
 from cnnkit.blocks import classifier, conv_bn
-from cnnkit.registry import register
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["inception_v3", "inception_v4", "inception_resnet_v2"]
@@ -79,6 +79,14 @@ class Pool(NamedTuple):
 MAX, AVG = Pool("max"), Pool("avg")
 
 
+class Fork(NamedTuple):
+    """A column's last step split in two convolutions side by side, concatenated: the 1x3 and
+    3x1 of Inception-v3's Figure 7 (the "expanded filter bank"), named `...a` and `...b`."""
+
+    a: Conv
+    b: Conv
+
+
 def conv(x, name, spec):
     """conv_bn from a Conv row, with these networks' BatchNorm epsilon."""
     padding = spec.padding or ("valid" if spec.strides == 2 else "same")
@@ -98,7 +106,7 @@ def step(x, name, spec):
 
 
 def branch(x, prefix, steps):
-    """A column of layers; a list as its last step forks it into parallel convs, concatenated.
+    """A column of layers; a Fork as its last step splits it into two convs, concatenated.
 
     Convolutions are named `{prefix}_1`, `{prefix}_2`, ... (`{prefix}` alone if only one), the
     fork's `{prefix}_{k}a`, `{prefix}_{k}b` and their concatenation `{prefix}_{k}`; a pool
@@ -112,7 +120,7 @@ def branch(x, prefix, steps):
             continue
         k += 1
         label = f"{prefix}_{k}" if n_convs > 1 else prefix
-        if isinstance(spec, list):
+        if isinstance(spec, Fork):
             forks = [conv(x, f"{label}{letter}", s) for letter, s in zip("ab", spec)]
             return layers.Concatenate(name=label)(forks)
         x = conv(x, label, spec)
@@ -154,8 +162,9 @@ def figure6(c7):
 
 
 # Inception-v3's 8x8 module: the 1x3 and 3x1 run side by side, widening the filter bank.
-FIGURE7 = {"1x1": [Conv(320, 1)], "3x3": [Conv(384, 1), [Conv(384, (1, 3)), Conv(384, (3, 1))]],
-           "3x3dbl": [Conv(448, 1), Conv(384, 3), [Conv(384, (1, 3)), Conv(384, (3, 1))]],
+FIGURE7 = {"1x1": [Conv(320, 1)],
+           "3x3": [Conv(384, 1), Fork(Conv(384, (1, 3)), Conv(384, (3, 1)))],
+           "3x3dbl": [Conv(448, 1), Conv(384, 3), Fork(Conv(384, (1, 3)), Conv(384, (3, 1)))],
            "pool": [AVG, Conv(192, 1)]}
 
 V3_MODULES = [
@@ -182,11 +191,6 @@ def auxiliary_classifier(x, classes, activation):
                       activation=activation, name="aux_predictions")
 
 
-@register("inception_v3", family="inception",
-          paper="Rethinking the Inception Architecture for Computer Vision", year=2015,
-          input_shape=(299, 299, 3), min_size=75, params=23_834_568,
-          params_source="torchvision inception_v3 (BatchNorm with scale; keras.applications "
-                        "InceptionV3, scale=False, has 23,817,352)", imagenet=True)
 def inception_v3(include_top=True, weights=None, input_tensor=None, input_shape=None,
                  pooling=None, classes=1000, classifier_activation="softmax",
                  name="inception_v3", aux_logits=False):
@@ -255,9 +259,11 @@ INCEPTION_B = {"1x1": [Conv(384, 1)], "7x7": [Conv(192, 1), Conv(224, (1, 7)), C
 REDUCTION_B = {"3x3": [Conv(192, 1), Conv(192, 3, 2)],
                "7x7x3": [Conv(256, 1), Conv(256, (1, 7)), Conv(320, (7, 1)), Conv(320, 3, 2)],
                "pool": [MAX]}
-INCEPTION_C = {"1x1": [Conv(256, 1)], "3x3": [Conv(384, 1), [Conv(256, (1, 3)), Conv(256, (3, 1))]],
+INCEPTION_C = {"1x1": [Conv(256, 1)],
+               "3x3": [Conv(384, 1), Fork(Conv(256, (1, 3)), Conv(256, (3, 1)))],
                "3x3dbl": [Conv(384, 1), Conv(448, (3, 1)), Conv(512, (1, 3)),
-                          [Conv(256, (1, 3)), Conv(256, (3, 1))]], "pool": [AVG, Conv(256, 1)]}
+                          Fork(Conv(256, (1, 3)), Conv(256, (3, 1)))],
+               "pool": [AVG, Conv(256, 1)]}
 V4_BLOCKS = ([(f"inception_a{i}", INCEPTION_A) for i in range(1, 5)]
              + [("reduction_a", REDUCTION_A)]
              + [(f"inception_b{i}", INCEPTION_B) for i in range(1, 8)]
@@ -265,11 +271,6 @@ V4_BLOCKS = ([(f"inception_a{i}", INCEPTION_A) for i in range(1, 5)]
              + [(f"inception_c{i}", INCEPTION_C) for i in range(1, 4)])
 
 
-@register("inception_v4", family="inception",
-          paper="Inception-v4, Inception-ResNet and the Impact of Residual Connections on "
-                "Learning", year=2016,
-          input_shape=(299, 299, 3), min_size=75, params=42_679_816,
-          params_source="timm inception_v4 (BatchNorm eps 1e-3 with scale, no conv bias)")
 def inception_v4(include_top=True, weights=None, input_tensor=None, input_shape=None,
                  pooling=None, classes=1000, classifier_activation="softmax",
                  name="inception_v4"):
@@ -321,12 +322,6 @@ IR_REDUCTION_B = {"3x3a": [Conv(256, 1), Conv(384, 3, 2)], "3x3b": [Conv(256, 1)
 IR_C = {"1x1": [Conv(192, 1)], "3x3": [Conv(192, 1), Conv(224, (1, 3)), Conv(256, (3, 1))]}
 
 
-@register("inception_resnet_v2", family="inception",
-          paper="Inception-v4, Inception-ResNet and the Impact of Residual Connections on "
-                "Learning", year=2016,
-          input_shape=(299, 299, 3), min_size=75, params=55_843_464,
-          params_source="timm inception_resnet_v2 (= keras.applications InceptionResNetV2 "
-                        "with BatchNorm scales)", imagenet=True)
 def inception_resnet_v2(include_top=True, weights=None, input_tensor=None, input_shape=None,
                         pooling=None, classes=1000, classifier_activation="softmax",
                         name="inception_resnet_v2"):
@@ -365,3 +360,27 @@ def inception_resnet_v2(include_top=True, weights=None, input_tensor=None, input
                    activation=classifier_activation, dropout=0.2)
     return load_weights(keras.Model(inputs, x, name=name), weights, arch="inception_resnet_v2",
                         include_top=include_top)
+
+
+# Taps: the stem and each grid's modules (35x35, 17x17, 8x8), a grid's reduction with them: the
+# rows of the tables above. inception_v3's count is torchvision's, every BatchNorm with a scale;
+# keras.applications' InceptionV3 has none: 23,817,352.
+V4_PAPER = dict(family="inception", paper="Inception-v4, Inception-ResNet and the Impact of "
+                                          "Residual Connections on Learning", year=2016)
+inception_v3 = register("inception_v3", inception_v3, family="inception",
+                        paper="Rethinking the Inception Architecture for Computer Vision",
+                        year=2015, input_shape=(299, 299, 3), min_size=75, params=23_834_568,
+                        twin="InceptionV3",
+                        taps=(Tap("stem", "pool_5a_3x3", 8), Tap("mixed_5", "mixed_5d", 8),
+                              Tap("mixed_6", "mixed_6e", 16), Tap("mixed_7", "mixed_7c", 32)))
+inception_v4 = register("inception_v4", inception_v4, **V4_PAPER, input_shape=(299, 299, 3),
+                        min_size=75, params=42_679_816,
+                        taps=(Tap("stem", "mixed_5a", 8), Tap("inception_a", "inception_a4", 8),
+                              Tap("inception_b", "inception_b7", 16),
+                              Tap("inception_c", "inception_c3", 32)))
+inception_resnet_v2 = register(
+    "inception_resnet_v2", inception_resnet_v2, **V4_PAPER, input_shape=(299, 299, 3),
+    min_size=75, params=55_843_464, twin="InceptionResNetV2",
+    taps=(Tap("stem", "mixed_5b", 8), Tap("inception_resnet_a", "inception_resnet_a10", 8),
+          Tap("inception_resnet_b", "inception_resnet_b20", 16),
+          Tap("inception_resnet_c", "conv_7b_1x1_relu", 32)))

@@ -17,18 +17,12 @@ from keras import layers
 
 from cnnkit.blocks import global_pool
 from cnnkit.layers import scaled_tanh
-from cnnkit.registry import register
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["lenet5"]
 
 
-@register("lenet5", family="lenet",
-          paper="Gradient-Based Learning Applied to Document Recognition", year=1998,
-          input_shape=(32, 32, 1), min_size=16, classes=10, params=61_706,
-          params_source="LeCun et al. 1998 layer sizes with the docstring's simplifications; "
-                        "the paper's own variant has about 60,000",
-          fixed_size_top=True)
 def lenet5(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
            classes=10, classifier_activation="softmax", name="lenet5"):
     """LeNet-5 as a Keras functional model.
@@ -61,3 +55,11 @@ def lenet5(include_top=True, weights=None, input_tensor=None, input_shape=None, 
     else:
         x = global_pool(x, pooling)
     return load_weights(keras.Model(inputs, x, name=name), weights)
+
+
+# Taps: the two feature stages, each a convolution with the subsampling after it (C1 + S2,
+# C3 + S4); C5 onwards reads the whole map, so it is the head.
+lenet5 = register("lenet5", lenet5, family="lenet",
+                  paper="Gradient-Based Learning Applied to Document Recognition", year=1998,
+                  input_shape=(32, 32, 1), min_size=16, classes=10, params=61_706,
+                  fixed_size_top=True, taps=(Tap("c1", "s2_pool", 2), Tap("c3", "s4_pool", 4)))

@@ -87,7 +87,6 @@ Small, Table 2:
 |            |                 |          |      |     |    |   | total        |  2,542,856 |
 """
 
-import functools
 import numbers
 from typing import NamedTuple
 
@@ -96,10 +95,11 @@ from keras import layers
 
 from cnnkit.blocks import (classifier, conv_bn, depthwise_conv_bn, global_pool,
                            inverted_residual, make_divisible)
-from cnnkit.registry import register
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
-__all__ = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3", "depthwise_separable",
+__all__ = ["mobilenet_v1", "mobilenet_v2", "mobilenet_v3", "mobilenet_v3_large",
+           "mobilenet_v3_small", "depthwise_separable",
            "V1_LAYERS", "V2_SEQUENCES", "Bneck", "V3_LARGE", "V3_SMALL"]
 
 # keras.applications' BatchNorm epsilon in every MobileNet, kept so its weights port exactly.
@@ -197,9 +197,6 @@ def depthwise_separable(x, filters, *, strides, block):
                    epsilon=KERAS_EPSILON)
 
 
-@register("mobilenet_v1", **V1_PAPER, min_size=31, params=4_231_976,
-          params_source="timm mobilenetv1_100 (= keras.applications MobileNet trainable)",
-          imagenet=True)
 def mobilenet_v1(include_top=True, weights=None, input_tensor=None, input_shape=None,
                  pooling=None, classes=1000, classifier_activation="softmax",
                  name="mobilenet_v1", alpha=1.0):
@@ -230,9 +227,6 @@ def mobilenet_v1(include_top=True, weights=None, input_tensor=None, input_shape=
                         include_top=include_top, alpha=alpha)
 
 
-@register("mobilenet_v2", **V2_PAPER, min_size=1, params=3_504_872,
-          params_source="torchvision (= keras.applications MobileNetV2 trainable)",
-          imagenet=True)
 def mobilenet_v2(include_top=True, weights=None, input_tensor=None, input_shape=None,
                  pooling=None, classes=1000, classifier_activation="softmax",
                  name="mobilenet_v2", alpha=1.0):
@@ -319,8 +313,50 @@ def mobilenet_v3(size, include_top=True, weights=None, input_tensor=None, input_
                         include_top=include_top, alpha=alpha)
 
 
-for _size, _spec in V3.items():
-    register(_size, **V3_PAPER, min_size=1, params=_spec["params"],
-             params_source=f"torchvision (= keras.applications MobileNetV3"
-                           f"{_size.rsplit('_', 1)[1].title()} trainable)",
-             imagenet=True)(functools.partial(mobilenet_v3, _size))
+def _row_taps(stem, blocks, top=None, *, first=0):
+    """Taps: `stem`, then each run of blocks with the same output width, a row of the paper's
+    table ("block_1..2" is MobileNetV2's two 24-channel blocks), then the 1x1 `top` if any.
+    blocks: (output layer, width, stride) of each block, numbered from `first`."""
+    runs, stride = [], stem.stride  # [first block, last block, width, layer, stride]
+    for i, (layer, width, strides) in enumerate(blocks, start=first):
+        stride *= strides
+        if runs and runs[-1][2] == width:
+            runs[-1][1], runs[-1][3], runs[-1][4] = i, layer, stride
+        else:
+            runs.append([i, i, width, layer, stride])
+    taps = [Tap(f"block_{a}" if a == b else f"block_{a}..{b}", layer, s)
+            for a, b, _, layer, s in runs]
+    return (stem, *taps, *([Tap("top", top, stride)] if top else []))
+
+
+def _bneck_outputs(widths, strides, stem_width):
+    """(output layer, width, stride) of inverted residuals: `_add` where the block is residual
+    (stride 1, width kept), else its projection's BatchNorm."""
+    ins = (stem_width, *widths[:-1])
+    return [(f"block_{i}_add" if s == 1 and w == w_in else f"block_{i}_project_bn", w, s)
+            for i, (w, s, w_in) in enumerate(zip(widths, strides, ins))]
+
+
+_V2_BLOCKS = [(c, s if r == 0 else 1) for _, c, n, s in V2_SEQUENCES for r in range(n)]
+
+mobilenet_v1 = register(
+    "mobilenet_v1", mobilenet_v1, **V1_PAPER, min_size=31, params=4_231_976, twin="MobileNet",
+    taps=_row_taps(Tap("conv1", "conv1_relu6", 2),
+                   [(f"conv_pw_{i}_relu6", c, s) for i, (c, s) in enumerate(V1_LAYERS, 1)],
+                   first=1))
+mobilenet_v2 = register(
+    "mobilenet_v2", mobilenet_v2, **V2_PAPER, min_size=1, params=3_504_872, twin="MobileNetV2",
+    taps=_row_taps(Tap("conv1", "conv1_relu6", 2),
+                   _bneck_outputs(*zip(*_V2_BLOCKS), stem_width=32), "top_relu6"))
+mobilenet_v3_large = register(
+    "mobilenet_v3_large", mobilenet_v3, "mobilenet_v3_large", **V3_PAPER, min_size=1,
+    params=V3["mobilenet_v3_large"]["params"], twin="MobileNetV3Large",
+    taps=_row_taps(Tap("conv1", "conv1_hard_swish", 2),
+                   _bneck_outputs([r.out for r in V3_LARGE], [r.stride for r in V3_LARGE], 16),
+                   "top_hard_swish"))
+mobilenet_v3_small = register(
+    "mobilenet_v3_small", mobilenet_v3, "mobilenet_v3_small", **V3_PAPER, min_size=1,
+    params=V3["mobilenet_v3_small"]["params"], twin="MobileNetV3Small",
+    taps=_row_taps(Tap("conv1", "conv1_hard_swish", 2),
+                   _bneck_outputs([r.out for r in V3_SMALL], [r.stride for r in V3_SMALL], 16),
+                   "top_hard_swish"))

@@ -34,20 +34,21 @@ Layer names follow cnnkit's ResNet: block b of stage s is `conv{s}_block{b}`, it
 `_out`; a detector taps `conv2_block{n}_out`..`conv5_block{n}_out` (strides 4, 8, 16, 32).
 """
 
-import functools
 import numbers
 
 import keras
 from keras import layers
 
-from cnnkit.blocks import BN_EPSILON, bn_act, classifier, conv_bn, make_divisible
+from cnnkit.blocks import (BN_EPSILON, bn_act, classifier, conv3x3_bn, conv_bn, make_divisible,
+                           resnet_stage)
 from cnnkit.layers import ChannelSplit
-from cnnkit.models.resnet import EXPANSION, WIDTHS, conv3x3_bn
+from cnnkit.models.resnet import EXPANSION, WIDTHS, stage_taps
 from cnnkit.models.sknet import radix_softmax, weighted_sum
 from cnnkit.registry import register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
-__all__ = ["ARCHITECTURES", "resnest", "split_attention", "splat_bottleneck"]
+__all__ = ["ARCHITECTURES", "resnest", "split_attention", "splat_bottleneck", "resnest14",
+           "resnest26", "resnest50"]
 
 PAPER = dict(family="resnest", paper="ResNeSt: Split-Attention Networks", year=2020)
 STEM_WIDTH = 32  # the deep stem's first two 3x3 convolutions; the third makes 2 x 32 = 64
@@ -135,12 +136,10 @@ def resnest(arch, include_top=True, weights=None, input_tensor=None, input_shape
     _check_radix(radix)
     inputs, x = model_inputs(input_tensor, args.input_shape)
     x = deep_stem(x)
-    for stage, (depth, planes) in enumerate(zip(spec["depths"], WIDTHS)):
-        for b in range(depth):
-            strides = 2 if b == 0 and stage > 0 else 1
-            x = splat_bottleneck(x, planes * BASE_WIDTH // 64 * CARDINALITY, EXPANSION * planes,
-                                 strides=strides, radix=int(radix), groups=CARDINALITY,
-                                 name=f"conv{stage + 2}_block{b + 1}")
+    for stage, (depth, planes) in enumerate(zip(spec["depths"], WIDTHS), start=2):
+        x = resnet_stage(x, splat_bottleneck, depth, strides=1 if stage == 2 else 2,
+                         name=f"conv{stage}", width=planes * BASE_WIDTH // 64 * CARDINALITY,
+                         filters=EXPANSION * planes, radix=int(radix), groups=CARDINALITY)
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation)
     return load_weights(keras.Model(inputs, x, name=name or arch), weights)
@@ -154,6 +153,13 @@ def _check_radix(radix):
                          f"got {radix!r}.")
 
 
-for _arch, _spec in ARCHITECTURES.items():
-    register(_arch, **PAPER, input_shape=(224, 224, 3), min_size=1, params=_spec["params"],
-             params_source=_spec["source"])(functools.partial(resnest, _arch))
+def _info(arch):
+    """What the registry reads from `arch`'s row of ARCHITECTURES; the taps are ResNet's."""
+    spec = ARCHITECTURES[arch]
+    return dict(PAPER, input_shape=(224, 224, 3), min_size=1, params=spec["params"],
+                taps=stage_taps(spec["depths"]))
+
+
+resnest14 = register("resnest14", resnest, "resnest14", **_info("resnest14"))
+resnest26 = register("resnest26", resnest, "resnest26", **_info("resnest26"))
+resnest50 = register("resnest50", resnest, "resnest50", **_info("resnest50"))

@@ -28,20 +28,20 @@ and the ResNeXt code, its stride sits on the grouped 3x3, not on the first 1x1.
 Layer names follow keras.applications: block b of stage s is `conv{s}_block{b}`, its layers
 `_1_conv`, `_1_bn`, `_1_relu`, `_2_...`, `_3_...`, the projection `_0_conv`/`_0_bn`, the sum
 `_add` and the output `_out`. A detector taps the last `_out` of each stage (resnet50:
-`conv2_block3_out`..`conv5_block3_out`, strides 4, 8, 16, 32).
+`conv2_block3_out`..`conv5_block3_out`, strides 4, 8, 16, 32): the registry's taps
+(`cnnkit.model_info("resnet50").taps`, with conv1 ending after `pool1`), which FPN and BiSeNet read.
 """
-
-import functools
 
 import keras
 from keras import layers
 
-from cnnkit.blocks import BN_EPSILON, bn_act, classifier, conv_bn
-from cnnkit.registry import register
-from cnnkit.weights import TWINS
+from cnnkit.blocks import BN_EPSILON, bn_act, classifier, conv3x3_bn, conv_bn, resnet_stage
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
-__all__ = ["ARCHITECTURES", "resnet", "basic_block", "bottleneck", "preact_bottleneck"]
+__all__ = ["ARCHITECTURES", "resnet", "basic_block", "bottleneck", "preact_bottleneck",
+           "stage_taps", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+           "resnet50_v2", "resnet101_v2", "resnet152_v2", "resnext50_32x4d", "resnext101_32x8d"]
 
 WIDTHS = (64, 128, 256, 512)  # Table 1: filters of the 3x3 convolutions in conv2_x..conv5_x
 EXPANSION = 4  # a bottleneck's last 1x1 widens back to 4 x width
@@ -82,20 +82,6 @@ ARCHITECTURES = {
                              base_width=8, stride_on_3x3=True, epsilon=BN_EPSILON,
                              params=88_791_336, source="torchvision"),
 }
-
-
-def conv3x3_bn(x, filters, *, name, strides=1, groups=1, activation="relu", epsilon):
-    """3x3 convolution + BN (+ ReLU) that pads one pixel on every side, also when strided.
-
-    Keras's padding="same" with stride 2 pads only the bottom and right of an even-sized map;
-    torchvision pads all four sides, so a strided 3x3 gets an explicit `{name}_pad` instead.
-    """
-    if strides == 1:
-        return conv_bn(x, filters, 3, name=name, groups=groups, activation=activation,
-                       epsilon=epsilon)
-    x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
-    return conv_bn(x, filters, 3, name=name, strides=strides, padding="valid", groups=groups,
-                   activation=activation, epsilon=epsilon)
 
 
 def shortcut_path(x, filters, *, strides, kind, name, epsilon, kernel_size=1):
@@ -154,7 +140,7 @@ def bottleneck(x, width, filters, *, strides, name, epsilon, groups=1, stride_on
     return layers.Activation("relu", name=f"{name}_out")(y)
 
 
-def preact_bottleneck(x, width, *, strides, project, name, epsilon):
+def preact_bottleneck(x, width, *, strides, name, epsilon, project=False):
     """v2's block: BN-ReLU first, then 1x1, 3x3, 1x1, and a sum nothing follows (Fig. 4e, 2016).
 
     As keras.applications ResNet50V2: a stage's first block projects the pre-activated input
@@ -234,23 +220,20 @@ def resnet(arch, include_top=True, weights=None, input_tensor=None, input_shape=
     groups, base_width = spec.get("cardinality", 1), spec.get("base_width", 64)
     inputs, x = model_inputs(input_tensor, args.input_shape)
     x = stem(x, preact=preact, epsilon=epsilon)
-    for stage, (depth, planes) in enumerate(zip(spec["depths"], WIDTHS)):
-        for b in range(depth):
-            block_name = f"conv{stage + 2}_block{b + 1}"
-            if preact:  # Keras strides the last block of conv2..conv4, conv5 not at all
-                strides = 2 if b == depth - 1 and stage < 3 else 1
-                x = preact_bottleneck(x, planes, strides=strides, project=b == 0,
-                                      name=block_name, epsilon=epsilon)
-                continue
-            strides = 2 if b == 0 and stage > 0 else 1
-            if block == "basic":
-                x = basic_block(x, planes, strides=strides, shortcut=shortcut,
-                                name=block_name, epsilon=epsilon)
-            else:  # torchvision's width rule: ResNet has planes, ResNeXt groups x group width
-                width = planes * base_width // 64 * groups
-                x = bottleneck(x, width, EXPANSION * planes, strides=strides, groups=groups,
-                               stride_on_3x3=stride_on_3x3,
-                               name=block_name, epsilon=epsilon)
+    for stage, (depth, planes) in enumerate(zip(spec["depths"], WIDTHS), start=2):
+        if preact:  # Keras projects in a stage's first block, strides its last (conv5: none)
+            x = resnet_stage(x, preact_bottleneck, depth, strides=2 if stage < 5 else 1,
+                             stride_last=True, first=dict(project=True), name=f"conv{stage}",
+                             width=planes, epsilon=epsilon)
+        elif block == "basic":
+            x = resnet_stage(x, basic_block, depth, strides=1 if stage == 2 else 2,
+                             name=f"conv{stage}", filters=planes, shortcut=shortcut,
+                             epsilon=epsilon)
+        else:  # torchvision's width rule: ResNet has planes, ResNeXt groups x group width
+            x = resnet_stage(x, bottleneck, depth, strides=1 if stage == 2 else 2,
+                             name=f"conv{stage}", width=planes * base_width // 64 * groups,
+                             filters=EXPANSION * planes, groups=groups,
+                             stride_on_3x3=stride_on_3x3, epsilon=epsilon)
     if preact:
         x = bn_act(x, name="post", epsilon=epsilon)
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
@@ -283,7 +266,41 @@ def _check_downsample(arch, spec, downsample):
     return downsample == "3x3"
 
 
-for _arch, _spec in ARCHITECTURES.items():
-    register(_arch, family=_spec["family"], paper=_spec["paper"], year=_spec["year"],
-             input_shape=(224, 224, 3), min_size=1, params=_spec["params"],
-             params_source=_spec["source"], imagenet=_arch in TWINS)(functools.partial(resnet, _arch))
+def stage_taps(depths, strides=(4, 8, 16, 32), *, last=None):
+    """Taps of the ResNet layout, in the keras.applications names the kit's ResNet-like families
+    share: conv1 with its pool1 (stride 4), then conv2..conv5, each ending with its last block
+    `conv{n}_block{depth}_out`; `last` is conv5's output where a final BN-ReLU follows it."""
+    taps = [Tap("conv1", "pool1_pool", 4)]
+    taps += [Tap(f"conv{n}", f"conv{n}_block{depth}_out", stride)
+             for n, depth, stride in zip(range(2, 6), depths, strides)]
+    if last:
+        taps[-1] = taps[-1]._replace(layer=last)
+    return tuple(taps)
+
+
+def _info(arch):
+    """What the registry reads from `arch`'s row of ARCHITECTURES."""
+    spec = ARCHITECTURES[arch]
+    if spec["block"] == "preact":  # Keras's v2 strides the last block of conv2..conv4
+        taps = stage_taps(spec["depths"], (8, 16, 32, 32), last="post_relu")
+    else:
+        taps = stage_taps(spec["depths"])
+    return dict(family=spec["family"], paper=spec["paper"], year=spec["year"],
+                input_shape=(224, 224, 3), min_size=1, params=spec["params"], taps=taps)
+
+
+resnet18 = register("resnet18", resnet, "resnet18", **_info("resnet18"))
+resnet34 = register("resnet34", resnet, "resnet34", **_info("resnet34"))
+resnet50 = register("resnet50", resnet, "resnet50", **_info("resnet50"), twin="ResNet50")
+resnet101 = register("resnet101", resnet, "resnet101", **_info("resnet101"), twin="ResNet101")
+resnet152 = register("resnet152", resnet, "resnet152", **_info("resnet152"), twin="ResNet152")
+resnet50_v2 = register("resnet50_v2", resnet, "resnet50_v2", **_info("resnet50_v2"),
+                       twin="ResNet50V2")
+resnet101_v2 = register("resnet101_v2", resnet, "resnet101_v2", **_info("resnet101_v2"),
+                        twin="ResNet101V2")
+resnet152_v2 = register("resnet152_v2", resnet, "resnet152_v2", **_info("resnet152_v2"),
+                        twin="ResNet152V2")
+resnext50_32x4d = register("resnext50_32x4d", resnet, "resnext50_32x4d",
+                           **_info("resnext50_32x4d"))
+resnext101_32x8d = register("resnext101_32x8d", resnet, "resnext101_32x8d",
+                            **_info("resnext101_32x8d"))

@@ -40,12 +40,14 @@ import numbers
 import keras
 from keras import layers
 
-from cnnkit.blocks import BN_EPSILON, classifier, conv_bn, squeeze_excite
-from cnnkit.models.resnet import EXPANSION, WIDTHS, bottleneck, conv3x3_bn, stem
+from cnnkit.blocks import (BN_EPSILON, classifier, conv3x3_bn, conv_bn, resnet_stage,
+                           squeeze_excite)
+from cnnkit.models.resnet import EXPANSION, WIDTHS, bottleneck, stage_taps, stem
 from cnnkit.registry import register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
-__all__ = ["ARCHITECTURES", "senet", "se_block", "deep_stem"]
+__all__ = ["ARCHITECTURES", "senet", "se_block", "deep_stem", "se_resnet50", "se_resnext50_32x4d",
+           "senet154"]
 
 REDUCTION = 16  # the paper's r: the SE bottleneck keeps C/16 channels
 
@@ -111,17 +113,15 @@ def senet(arch, include_top=True, weights=None, input_tensor=None, input_shape=N
     else:
         x = stem(x, preact=False, epsilon=BN_EPSILON)
     groups, first_ratio = spec["groups"], spec.get("first_ratio", 1)
-    for stage, (depth, planes) in enumerate(zip(spec["depths"], WIDTHS)):
+    for stage, (depth, planes) in enumerate(zip(spec["depths"], WIDTHS), start=2):
         width = planes * spec["base_width"] // 64 * groups  # torchvision's and timm's rule
-        for b in range(depth):
-            strides = 2 if b == 0 and stage > 0 else 1
-            # Only a strided projection gets SENet-154's 3x3; conv2_x's widening stays 1x1.
-            kernel = spec.get("shortcut_kernel", 1) if strides > 1 else 1
-            x = bottleneck(x, width, EXPANSION * planes, strides=strides, groups=groups,
-                           stride_on_3x3=True, first_width=width // first_ratio,
-                           shortcut_kernel=kernel,
-                           attention=attention, name=f"conv{stage + 2}_block{b + 1}",
-                           epsilon=BN_EPSILON)
+        # Only a strided projection gets SENet-154's 3x3; conv2_x's widening stays 1x1.
+        kernel = spec.get("shortcut_kernel", 1) if stage > 2 else 1
+        x = resnet_stage(x, bottleneck, depth, strides=1 if stage == 2 else 2,
+                         first=dict(shortcut_kernel=kernel), name=f"conv{stage}", width=width,
+                         filters=EXPANSION * planes, groups=groups, stride_on_3x3=True,
+                         first_width=width // first_ratio, attention=attention,
+                         epsilon=BN_EPSILON)
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation, dropout=spec.get("dropout", 0.0))
     return load_weights(keras.Model(inputs, x, name=name or arch), weights)
@@ -136,8 +136,15 @@ def _check_reduction(reduction):
             f"keeps C // r of its C channels; the paper uses {REDUCTION}); got {reduction!r}.")
 
 
-for _arch, _spec in ARCHITECTURES.items():
-    register(_arch, family="senet", paper="Squeeze-and-Excitation Networks", year=2018,
-             input_shape=(224, 224, 3), min_size=_spec.get("min_size", 1),
-             params=_spec["params"], params_source=_spec["source"])(
-        functools.partial(senet, _arch))
+def _info(arch):
+    """What the registry reads from `arch`'s row of ARCHITECTURES; the taps are ResNet's."""
+    spec = ARCHITECTURES[arch]
+    return dict(family="senet", paper="Squeeze-and-Excitation Networks", year=2018,
+                input_shape=(224, 224, 3), min_size=spec.get("min_size", 1),
+                params=spec["params"], taps=stage_taps(spec["depths"]))
+
+
+se_resnet50 = register("se_resnet50", senet, "se_resnet50", **_info("se_resnet50"))
+se_resnext50_32x4d = register("se_resnext50_32x4d", senet, "se_resnext50_32x4d",
+                              **_info("se_resnext50_32x4d"))
+senet154 = register("senet154", senet, "senet154", **_info("senet154"))

@@ -48,18 +48,17 @@ on every side, as PyTorch's padding=1 in the authors' and torchvision's code doe
 torchvision's trained v2 weights can be ported to give the same outputs.
 """
 
-import functools
-
 import keras
 from keras import layers
 
-from cnnkit.blocks import classifier, conv_bn, depthwise_conv_bn
+from cnnkit.blocks import classifier, conv_bn, depthwise_conv_bn, symmetric_padding
 from cnnkit.layers import ChannelShuffle, ChannelSplit
-from cnnkit.registry import register
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["V1_CHANNELS", "V2_ARCHITECTURES", "shufflenet_v1", "shufflenet_v2",
-           "shufflenet_unit", "shufflenet_v2_unit", "symmetric_padding"]
+           "shufflenet_unit", "shufflenet_v2_unit", "stage_taps", "shufflenet_v2_x0_5",
+           "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"]
 
 STEM_FILTERS = 24
 UNITS = (4, 8, 4)  # per stage: one stride-2 unit, then 3, 7, 3 stride-1 units (both papers)
@@ -79,18 +78,6 @@ V2_ARCHITECTURES = {  # v2 Table 5: stage2..stage4 and conv5 channels
     "shufflenet_v2_x1_5": dict(channels=(176, 352, 704), last=1024, params=3_503_624),
     "shufflenet_v2_x2_0": dict(channels=(244, 488, 976), last=2048, params=7_393_996),
 }
-
-
-def symmetric_padding(x, kernel_size, strides, *, name):
-    """Pad k//2 pixels on every side before a strided layer; returns (x, padding to use).
-
-    Keras's padding="same" with stride 2 pads an even-sized map only at the bottom and right,
-    PyTorch's padding=k//2 on all four sides: the same output size, shifted by one pixel.
-    With stride 1 both are the same, so nothing is added.
-    """
-    if strides == 1:
-        return x, "same"
-    return layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x), "valid"
 
 
 def stem(x, filters):
@@ -152,11 +139,6 @@ def shufflenet_v2_unit(x, filters, *, strides, name, kernel_size=3):
     return ChannelShuffle(2, name=f"{name}_out")(y)
 
 
-@register("shufflenet_v1", family="shufflenet",
-          paper="ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile "
-                "Devices", year=2017,
-          input_shape=(224, 224, 3), min_size=1, params=1_865_728,
-          params_source="derived from Zhang et al. 2017, Table 1 (ShuffleNet 1x, g = 3)")
 def shufflenet_v1(include_top=True, weights=None, input_tensor=None, input_shape=None,
                   pooling=None, classes=1000, classifier_activation="softmax",
                   name="shufflenet_v1", groups=3, scale=1.0):
@@ -228,8 +210,28 @@ def shufflenet_v2(arch, include_top=True, weights=None, input_tensor=None, input
     return load_weights(keras.Model(inputs, x, name=name or arch), weights)
 
 
-for _arch, _spec in V2_ARCHITECTURES.items():
-    register(_arch, family="shufflenet",
-             paper="ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design",
-             year=2018, input_shape=(224, 224, 3), min_size=1, params=_spec["params"],
-             params_source="torchvision")(functools.partial(shufflenet_v2, _arch))
+def stage_taps(conv5=False):
+    """Taps of Table 1 in both papers (and of ThunderNet's SNets): Conv1 with its max pool, then
+    Stage2..Stage4, each ending with its last unit, then Conv5 where the network has one."""
+    taps = (Tap("conv1", "pool1_pool", 4),
+            *(Tap(f"stage{s}", f"stage{s}_unit{units}_out", 2 ** (s + 1))
+              for s, units in zip((2, 3, 4), UNITS)))
+    return taps + ((Tap("conv5", "conv5_relu", 32),) if conv5 else ())
+
+
+V2_PAPER = dict(family="shufflenet", year=2018, input_shape=(224, 224, 3), min_size=1,
+                paper="ShuffleNet V2: Practical Guidelines for Efficient CNN Architecture Design",
+                taps=stage_taps(conv5=True))
+
+shufflenet_v1 = register(
+    "shufflenet_v1", shufflenet_v1, family="shufflenet",
+    paper="ShuffleNet: An Extremely Efficient Convolutional Neural Network for Mobile Devices",
+    year=2017, input_shape=(224, 224, 3), min_size=1, params=1_865_728, taps=stage_taps())
+shufflenet_v2_x0_5 = register("shufflenet_v2_x0_5", shufflenet_v2, "shufflenet_v2_x0_5",
+                              **V2_PAPER, params=V2_ARCHITECTURES["shufflenet_v2_x0_5"]["params"])
+shufflenet_v2_x1_0 = register("shufflenet_v2_x1_0", shufflenet_v2, "shufflenet_v2_x1_0",
+                              **V2_PAPER, params=V2_ARCHITECTURES["shufflenet_v2_x1_0"]["params"])
+shufflenet_v2_x1_5 = register("shufflenet_v2_x1_5", shufflenet_v2, "shufflenet_v2_x1_5",
+                              **V2_PAPER, params=V2_ARCHITECTURES["shufflenet_v2_x1_5"]["params"])
+shufflenet_v2_x2_0 = register("shufflenet_v2_x2_0", shufflenet_v2, "shufflenet_v2_x2_0",
+                              **V2_PAPER, params=V2_ARCHITECTURES["shufflenet_v2_x2_0"]["params"])

@@ -31,18 +31,17 @@ Layer names follow cnnkit's ResNet: block b of stage s is `conv{s}_block{b}`, it
 `_out`; a detector taps `conv2_block{n}_out`..`conv5_block{n}_out` (strides 4, 8, 16, 32).
 """
 
-import functools
-
 import keras
 from keras import layers
 
-from cnnkit.blocks import BN_EPSILON, bn_act, classifier, conv_bn, make_divisible
+from cnnkit.blocks import BN_EPSILON, bn_act, classifier, conv_bn, make_divisible, resnet_stage
 from cnnkit.layers import ChannelSplit, GroupConv2D
-from cnnkit.models.resnet import EXPANSION, WIDTHS, shortcut_path, stem
+from cnnkit.models.resnet import EXPANSION, WIDTHS, shortcut_path, stage_taps, stem
 from cnnkit.registry import register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
-__all__ = ["ARCHITECTURES", "sknet", "selective_kernel", "radix_softmax", "weighted_sum"]
+__all__ = ["ARCHITECTURES", "sknet", "selective_kernel", "radix_softmax", "weighted_sum",
+           "sk_resnet18", "sk_resnet34", "sk_resnext50_32x4d"]
 
 PAPER = dict(family="sknet", paper="Selective Kernel Networks", year=2019)
 
@@ -176,18 +175,17 @@ def sknet(arch, include_top=True, weights=None, input_tensor=None, input_shape=N
     groups, base_width = spec.get("cardinality", 1), spec.get("base_width", 64)
     inputs, x = model_inputs(input_tensor, args.input_shape)
     x = stem(x, preact=False, epsilon=BN_EPSILON)
-    for stage, (depth, planes) in enumerate(zip(spec["depths"], WIDTHS)):
-        for b in range(depth):
-            block_name = f"conv{stage + 2}_block{b + 1}"
-            strides = 2 if b == 0 and stage > 0 else 1
-            width = planes if spec["block"] == "basic" else planes * base_width // 64 * groups
-            sk = dict(kernel_sizes=kernel_sizes, groups=groups, split_input=spec["split_input"],
-                      attn_channels=make_divisible(width * spec["rd_ratio"], spec["rd_divisor"]))
-            if spec["block"] == "basic":
-                x = sk_basic_block(x, planes, strides=strides, name=block_name, sk=sk)
-            else:
-                x = sk_bottleneck(x, width, EXPANSION * planes, strides=strides,
-                                  name=block_name, sk=sk)
+    for stage, (depth, planes) in enumerate(zip(spec["depths"], WIDTHS), start=2):
+        strides = 1 if stage == 2 else 2
+        width = planes if spec["block"] == "basic" else planes * base_width // 64 * groups
+        sk = dict(kernel_sizes=kernel_sizes, groups=groups, split_input=spec["split_input"],
+                  attn_channels=make_divisible(width * spec["rd_ratio"], spec["rd_divisor"]))
+        if spec["block"] == "basic":
+            x = resnet_stage(x, sk_basic_block, depth, strides=strides, name=f"conv{stage}",
+                             filters=planes, sk=sk)
+        else:
+            x = resnet_stage(x, sk_bottleneck, depth, strides=strides, name=f"conv{stage}",
+                             width=width, filters=EXPANSION * planes, sk=sk)
     x = classifier(x, include_top=include_top, pooling=pooling, classes=args.classes,
                    activation=classifier_activation)
     return load_weights(keras.Model(inputs, x, name=name or arch), weights)
@@ -208,6 +206,14 @@ def _check_kernel_sizes(arch, spec, kernel_sizes):
     return tuple(kernel_sizes)
 
 
-for _arch, _spec in ARCHITECTURES.items():
-    register(_arch, **PAPER, input_shape=(224, 224, 3), min_size=1, params=_spec["params"],
-             params_source=_spec["source"])(functools.partial(sknet, _arch))
+def _info(arch):
+    """What the registry reads from `arch`'s row of ARCHITECTURES; the taps are ResNet's."""
+    spec = ARCHITECTURES[arch]
+    return dict(PAPER, input_shape=(224, 224, 3), min_size=1, params=spec["params"],
+                taps=stage_taps(spec["depths"]))
+
+
+sk_resnet18 = register("sk_resnet18", sknet, "sk_resnet18", **_info("sk_resnet18"))
+sk_resnet34 = register("sk_resnet34", sknet, "sk_resnet34", **_info("sk_resnet34"))
+sk_resnext50_32x4d = register("sk_resnext50_32x4d", sknet, "sk_resnext50_32x4d",
+                              **_info("sk_resnext50_32x4d"))

@@ -36,15 +36,14 @@ R-CNN's k x 1 / 1 x k pair of branches, the head ThunderNet makes thin. `thunder
 is SNet146 + CEM + RPN + SAM at 320x320: the map the detector's PSRoI align reads.
 """
 
-import functools
 import numbers
 
 import keras
 from keras import layers
 
 from cnnkit.blocks import classifier, conv_bn, depthwise_conv_bn
-from cnnkit.models.shufflenet import UNITS, shufflenet_v2_unit, stem
-from cnnkit.registry import build, register
+from cnnkit.models.shufflenet import UNITS, shufflenet_v2_unit, stage_taps, stem
+from cnnkit.registry import build, model_info, register, tap_layers
 from cnnkit.validation import check_args, check_multiple, load_weights, model_inputs
 
 __all__ = ["SNET_ARCHITECTURES", "snet", "thundernet_features", "context_enhancement",
@@ -57,8 +56,6 @@ SNET_ARCHITECTURES = {  # Table 1: conv1's filters, stage2..stage4's channels, c
     "snet146": dict(stem=24, channels=(132, 264, 528), last=None, params=1_572_748),
     "snet535": dict(stem=48, channels=(248, 496, 992), last=None, params=4_535_144),
 }
-C4_LAYER = "stage3_unit8_out"  # stride 16
-C5_LAYER = {"snet49": "conv5_relu", "snet146": "stage4_unit4_out", "snet535": "stage4_unit4_out"}
 CEM_CHANNELS = 245  # alpha x p x p = 5 x 7 x 7: 5 channels per cell of a 7x7 PSRoI grid
 
 
@@ -166,17 +163,6 @@ def snet(arch, include_top=True, weights=None, input_tensor=None, input_shape=No
     return load_weights(keras.Model(inputs, x, name=name or arch), weights)
 
 
-for _arch, _spec in SNET_ARCHITECTURES.items():
-    register(_arch, family="thundernet", paper=PAPER, year=2019, input_shape=(224, 224, 3),
-             min_size=1, params=_spec["params"],
-             params_source="derived from Qin et al. 2019, Table 1")(
-        functools.partial(snet, _arch))
-
-
-@register("thundernet_features", family="thundernet", paper=PAPER, year=2019,
-          input_shape=(320, 320, 3), min_size=32, params=1_500_940,
-          params_source="derived from Qin et al. 2019, Table 1 and Sec. 3.3, 3.4 (SNet146)",
-          task="features")
 def thundernet_features(weights=None, input_tensor=None, input_shape=None, name=None,
                         backbone="snet146"):
     """ThunderNet's feature extractor: SNet, CEM, the RPN's shared layer and SAM.
@@ -200,8 +186,36 @@ def thundernet_features(weights=None, input_tensor=None, input_shape=None, name=
                    "C5 upsampled 2x must match C4; the paper uses 320x320")
     inputs, x = model_inputs(input_tensor, args.input_shape)
     net = build(backbone, include_top=False, input_tensor=x)
-    c4, c5 = net.get_layer(C4_LAYER).output, net.get_layer(C5_LAYER[backbone]).output
+    c4, c5 = (layer.output for layer in tap_layers(net, backbone, ("stage3", _c5(backbone)))
+              .values())
     cem = context_enhancement(c4, c5, name="cem")
     rpn = rpn_features(cem, name="rpn")
     x = spatial_attention(rpn, cem, name="sam")
     return load_weights(keras.Model(inputs, x, name=name or "thundernet_features"), weights)
+
+
+def _info(arch):
+    """What the registry reads from `arch`'s row of SNET_ARCHITECTURES; the taps are Table 1's
+    (ShuffleNetV2's), with Conv5 where the SNet has one."""
+    spec = SNET_ARCHITECTURES[arch]
+    return dict(family="thundernet", paper=PAPER, year=2019, input_shape=(224, 224, 3),
+                min_size=1, params=spec["params"], taps=stage_taps(conv5=spec["last"] is not None))
+
+
+def _c5(arch):
+    """The stage a detector reads as C5: the deepest, at stride 32 (Conv5 in SNet49, which keeps
+    it for the detector; Stage4 in the others)."""
+    return model_info(arch).taps[-1].stage
+
+
+snet49 = register("snet49", snet, "snet49", **_info("snet49"))
+snet146 = register("snet146", snet, "snet146", **_info("snet146"))
+snet535 = register("snet535", snet, "snet535", **_info("snet535"))
+# No taps of its own: its output is the one map the detector reads.
+thundernet_features = register("thundernet_features", thundernet_features, family="thundernet",
+                               paper=PAPER, year=2019, input_shape=(320, 320, 3), min_size=32,
+                               params=1_500_940, task="features")
+
+# The layers ThunderNet reads as C4 (stride 16) and C5 (stride 32), from the taps.
+C4_LAYER = model_info("snet146").tap("stage3").layer
+C5_LAYER = {arch: model_info(arch).tap(_c5(arch)).layer for arch in SNET_ARCHITECTURES}

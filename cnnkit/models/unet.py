@@ -102,11 +102,6 @@ def _check_options(name, padding, dropout=0.0, deep_supervision=False, filters=1
                          f"False (one output from X^(0,4)); got {deep_supervision!r}.")
 
 
-@register("unet", family="unet",
-          paper="U-Net: Convolutional Networks for Biomedical Image Segmentation", year=2015,
-          input_shape=(572, 572, 1), min_size=16, classes=2, params=31_030_658,
-          params_source="Ronneberger et al. 2015, Figure 1 (572x572x1 input, 2 classes)",
-          task="segmentation")
 def unet(weights=None, input_tensor=None, input_shape=None, classes=2,
          classifier_activation="softmax", name="unet", padding="valid", filters=64):
     """U-Net as Figure 1 of the paper: output (batch, H - 184, W - 184, classes) by default.
@@ -159,12 +154,6 @@ def unet(weights=None, input_tensor=None, input_shape=None, classes=2,
     return load_weights(keras.Model(inputs, x, name=name), weights)
 
 
-@register("unet_plusplus", family="unet",
-          paper="UNet++: A Nested U-Net Architecture for Medical Image Segmentation", year=2018,
-          input_shape=(96, 96, 1), min_size=16, classes=2, params=9_041_634,
-          params_source="derived from Zhou et al. 2018 (filters 32-512, two 3x3 convs per "
-                        "node); the authors' Keras Nest_Net with 1 class: 9,041,601",
-          task="segmentation")
 def unet_plusplus(weights=None, input_tensor=None, input_shape=None, classes=2,
                   classifier_activation="softmax", name="unet_plusplus",
                   deep_supervision=False, dropout=0.5, filters=32):
@@ -215,3 +204,15 @@ def unet_plusplus(weights=None, input_tensor=None, input_shape=None, classes=2,
                for j in heads]
     model = keras.Model(inputs, outputs if deep_supervision else outputs[0], name=name)
     return load_weights(model, weights)
+
+
+# No taps: these are whole segmentation networks, not backbones another network reads (their
+# levels and layer names are in the tables above).
+unet = register("unet", unet, family="unet",
+                paper="U-Net: Convolutional Networks for Biomedical Image Segmentation", year=2015,
+                input_shape=(572, 572, 1), min_size=16, classes=2, params=31_030_658,
+                task="segmentation")
+unet_plusplus = register(
+    "unet_plusplus", unet_plusplus, family="unet",
+    paper="UNet++: A Nested U-Net Architecture for Medical Image Segmentation", year=2018,
+    input_shape=(96, 96, 1), min_size=16, classes=2, params=9_041_634, task="segmentation")

@@ -31,16 +31,15 @@ taps `stage2_out` (stride 4, 256 channels), `stage3_out` (8, 512), `stage4_out` 
 `stage5_out` (32, 1024).
 """
 
-import functools
-
 import keras
 from keras import layers
 
-from cnnkit.blocks import classifier, conv_bn
-from cnnkit.registry import register
+from cnnkit.blocks import classifier, conv3x3_bn, conv_bn
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
-__all__ = ["ARCHITECTURES", "vovnet", "osa_module", "effective_squeeze_excite"]
+__all__ = ["ARCHITECTURES", "vovnet", "osa_module", "effective_squeeze_excite", "vovnet39",
+           "vovnet57", "vovnet39_v2"]
 
 V1 = dict(family="vovnet", paper="An Energy and GPU-Computation Efficient Backbone Network "
                                  "for Real-Time Object Detection", year=2019)
@@ -59,18 +58,6 @@ ARCHITECTURES = {  # OSA modules per stage, as timm's vovnet39a, vovnet57a, ese_
     "vovnet39_v2": dict(V2, depths=(1, 1, 2, 2), v2=True, params=24_568_936,
                         source="timm ese_vovnet39b"),
 }
-
-
-def conv3x3_bn(x, filters, *, name, strides=1):
-    """3x3 Conv-BN-ReLU padded by one pixel on every side, also when strided (as PyTorch).
-
-    Keras's padding="same" with stride 2 pads only the bottom and right of an even-sized map,
-    so a strided 3x3 gets an explicit `{name}_pad` instead.
-    """
-    if strides == 1:
-        return conv_bn(x, filters, 3, name=name)
-    x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
-    return conv_bn(x, filters, 3, strides=strides, padding="valid", name=name)
 
 
 def effective_squeeze_excite(x, *, name):
@@ -146,8 +133,18 @@ def vovnet(arch, include_top=True, weights=None, input_tensor=None, input_shape=
     return load_weights(keras.Model(inputs, x, name=name or arch), weights)
 
 
-for _arch, _spec in ARCHITECTURES.items():
+def _info(arch):
+    """What the registry reads from `arch`'s row of ARCHITECTURES; the taps are the five stages
+    of Table 1 (stage 1 the three-convolution stem)."""
+    spec = ARCHITECTURES[arch]
     # min_size 29: the stem leaves ceil(29/4) = 8 pixels, which three ceil-mode pools bring to 1.
-    register(_arch, family=_spec["family"], paper=_spec["paper"], year=_spec["year"],
-             input_shape=(224, 224, 3), min_size=29, params=_spec["params"],
-             params_source=_spec["source"])(functools.partial(vovnet, _arch))
+    return dict(family=spec["family"], paper=spec["paper"], year=spec["year"],
+                input_shape=(224, 224, 3), min_size=29, params=spec["params"],
+                taps=(Tap("stage1", "stage1_conv3_relu", 4), Tap("stage2", "stage2_out", 4),
+                      Tap("stage3", "stage3_out", 8), Tap("stage4", "stage4_out", 16),
+                      Tap("stage5", "stage5_out", 32)))
+
+
+vovnet39 = register("vovnet39", vovnet, "vovnet39", **_info("vovnet39"))
+vovnet57 = register("vovnet57", vovnet, "vovnet57", **_info("vovnet57"))
+vovnet39_v2 = register("vovnet39_v2", vovnet, "vovnet39_v2", **_info("vovnet39_v2"))

@@ -22,7 +22,7 @@ import keras
 from keras import layers
 
 from cnnkit.blocks import bn_act, classifier
-from cnnkit.registry import register
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["xception", "separable_conv", "entry_block", "middle_block"]
@@ -72,11 +72,6 @@ def middle_block(x, filters, *, name):
     return layers.Add(name=f"{name}_add")([x, shortcut])
 
 
-@register("xception", family="xception",
-          paper="Xception: Deep Learning with Depthwise Separable Convolutions", year=2017,
-          input_shape=(299, 299, 3), min_size=7, params=22_855_952,
-          params_source="timm legacy_xception (= keras.applications Xception trainable)",
-          imagenet=True)
 def xception(include_top=True, weights=None, input_tensor=None, input_shape=None, pooling=None,
              classes=1000, classifier_activation="softmax", name="xception"):
     """Xception: entry flow, a middle flow of 8 identical blocks, exit flow.
@@ -111,3 +106,14 @@ def xception(include_top=True, weights=None, input_tensor=None, input_shape=None
                    activation=classifier_activation)
     return load_weights(keras.Model(inputs, x, name=name), weights, arch="xception",
                         include_top=include_top)
+
+
+# Taps: the fourteen blocks of Figure 5 (entry flow 1-4, middle flow 5-12, exit flow 13-14),
+# each ending with its residual sum but the first and last, which have none.
+xception = register(
+    "xception", xception, family="xception",
+    paper="Xception: Deep Learning with Depthwise Separable Convolutions", year=2017,
+    input_shape=(299, 299, 3), min_size=7, params=22_855_952, twin="Xception",
+    taps=(Tap("block1", "block1_conv2_act", 2),
+          *(Tap(f"block{b}", f"block{b}_add", min(2 ** b, 16)) for b in range(2, 13)),
+          Tap("block13", "block13_add", 32), Tap("block14", "block14_sepconv2_act", 32)))
