@@ -25,6 +25,13 @@ U-Net ("U-Net: Convolutional Networks for Biomedical Image Segmentation", Ronneb
 and Brox, 2015, Section 3.1) trains on very few images thanks to elastic deformations:
 `elastic_deformation` draws displacements on a coarse grid, interpolates them bicubically to
 every pixel, and warps an image and its mask by the same field (NumPy and SciPy, any backend).
+
+VGG ("Very Deep Convolutional Networks for Large-Scale Image Recognition", Simonyan and
+Zisserman, 2015, Sections 3.1 and 3.2) trains with scale jittering, `ScaleJitter`: each image
+rescaled so that its smaller side is a random S in [256, 512], then a random 224 x 224 crop;
+and tests at several scales Q (`rescale`), either on a grid of crops (`multi_crop_predict`) or
+densely, the whole image through the network whose dense layers became convolutions
+(`dense_predict`, with `cnnkit.experiments.fully_convolutional`).
 """
 
 import numpy as np
@@ -38,7 +45,8 @@ from cnnkit._keras_internals import DataLayer as _DataLayer
 __all__ = ["pipeline", "alexnet_augmentation", "PerImageRandomCrop", "PCAColorAugmentation",
            "rgb_pca", "IMAGENET_EIGENVALUES", "IMAGENET_EIGENVECTORS", "ten_crop",
            "ten_crop_predict", "augment_dataset", "with_augmentation", "augmented_samples",
-           "displacement_field", "elastic_deformation"]
+           "displacement_field", "elastic_deformation", "rescale", "scaled_crops", "ScaleJitter",
+           "crop_positions", "multi_crop", "multi_crop_predict", "dense_predict"]
 
 # The ImageNet figures in Facebook's ResNet training code (fb.resnet.torch) and the PyTorch
 # pipelines copied from it, for pixels in [0, 1]; the columns are the eigenvectors (rows R, G, B).
@@ -473,3 +481,244 @@ def elastic_deformation(image, mask=None, *, grid=3, sigma=10.0, rng=None, field
     if mask is None:
         return warped
     return warped, warp(np.asarray(mask), 0)
+
+
+def _rescaled_size(height, width, side):
+    """(rows, columns) of a height x width image rescaled so that its smaller side is `side`,
+    each rounded to the nearest pixel (`rescale` and `scaled_crops` share this rule)."""
+    shorter = min(height, width)
+    return int(np.floor(height * side / shorter + 0.5)), int(np.floor(width * side / shorter + 0.5))
+
+
+def rescale(images, side):
+    """`images` (batch, height, width, channels) resized, keeping their aspect ratio, so that the
+    smaller side is `side` pixels: VGG's isotropic rescaling to a training scale S or a test scale
+    Q ("Very Deep Convolutional Networks for Large-Scale Image Recognition", Simonyan and
+    Zisserman, 2015, Sections 3.1 and 3.2). Bilinear, without antialiasing: meant for enlarging,
+    as the lessons use it (the paper does not say how it resampled)."""
+    if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or side < 1:
+        raise ValueError(f"side is the smaller side after rescaling, a whole number of pixels; "
+                         f"got {side!r}.")
+    height, width = images.shape[-3], images.shape[-2]
+    size = _rescaled_size(height, width, side)
+    if size == (height, width):
+        return images  # already at that scale: resizing would only cost time
+    return keras.ops.image.resize(images, size, interpolation="bilinear",
+                                  data_format="channels_last")
+
+
+def _resample(images, scale, offset, size, axis, ops):
+    """Bilinear samples along one axis (1: rows, 2: columns) of pixels offset ... offset + size
+    of each image enlarged `scale` times (one scale and one offset per image)."""
+    length = images.shape[axis]
+    # Pixel o of the enlarged image has its centre at (o + 0.5) / scale - 0.5 in the original
+    # (keras.ops.image.resize's half-pixel convention); clamping there repeats the border
+    # pixels, as resize does.
+    where = (ops.numpy.arange(size, dtype="float32")[None, :] + offset[:, None] + 0.5) / (
+        scale[:, None]) - 0.5
+    where = ops.numpy.clip(where, 0.0, length - 1.0)
+    below = ops.numpy.floor(where)
+    fraction = where - below
+    below = ops.cast(below, "int32")
+    above = ops.numpy.minimum(below + 1, length - 1)
+    shape = (-1, size, 1, 1) if axis == 1 else (-1, 1, size, 1)
+    low = ops.numpy.take_along_axis(images, ops.numpy.reshape(below, shape), axis=axis)
+    high = ops.numpy.take_along_axis(images, ops.numpy.reshape(above, shape), axis=axis)
+    return low + ops.numpy.reshape(fraction, shape) * (high - low)
+
+
+def scaled_crops(images, sides, tops, lefts, crop_size, *, ops=None):
+    """Image i rescaled so that its smaller side is sides[i] (as `rescale` does), then its
+    crop_size patch whose top-left pixel is (tops[i], lefts[i]) in the rescaled image, which
+    the patch must lie in.
+
+    Bilinear interpolation is separable, so each axis is resampled on its own, at the patch's
+    pixels only: every image of a batch gets its own scale and position, at the cost of the
+    patch, not of the rescaled image. The values are those of `rescale` then slicing.
+    `ops`: keras.ops, or a preprocessing layer's `self.backend` (TensorFlow inside tf.data).
+    """
+    ops = keras.ops if ops is None else ops
+    h, w = _pair("crop_size", crop_size)
+    height, width = images.shape[-3], images.shape[-2]
+    sides = ops.cast(sides, "float32")
+    shorter = float(min(height, width))
+    scale_y = ops.numpy.floor(height * sides / shorter + 0.5) / height  # rows, as _rescaled_size
+    scale_x = ops.numpy.floor(width * sides / shorter + 0.5) / width
+    images = ops.cast(images, "float32")
+    rows = _resample(images, scale_y, ops.cast(tops, "float32"), h, 1, ops)
+    return _resample(rows, scale_x, ops.cast(lefts, "float32"), w, 2, ops)
+
+
+def _scale_range(value, crop):
+    """VGG's [S_min, S_max], whole numbers, the smaller one at least the crop's larger side."""
+    if (not isinstance(value, (tuple, list)) or len(value) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                       for v in value)
+            or not max(crop) <= value[0] <= value[1]):
+        raise ValueError(f"scale_range={value!r}: give (S_min, S_max), whole numbers with "
+                         f"{max(crop)} <= S_min <= S_max: the rescaled image must hold the "
+                         f"{crop[0]}x{crop[1]} crop (the paper: (256, 512) for 224 crops).")
+    return int(value[0]), int(value[1])
+
+
+@keras.saving.register_keras_serializable(package="cnnkit")
+class ScaleJitter(_DataLayer):
+    """VGG's scale jittering: each image rescaled so that its smaller side is a random S in
+    [S_min, S_max], then a random crop of it; at inference, the centre crop at one scale.
+
+    From "Very Deep Convolutional Networks for Large-Scale Image Recognition" (Simonyan and
+    Zisserman, 2015), Section 3.1: S drawn for each image from [256, 512], 224 x 224 crops, "a
+    single model is trained to recognise objects over a wide range of scales". At inference
+    the image is rescaled to `test_side` (by default (S_min + S_max) // 2, the paper's single
+    test scale for such a net, Section 4.1) and its centre cropped. Simplified: S is a whole
+    number of pixels, uniform over the range; the paper's flips and colour shift are left to
+    other layers. Each image gets its own S and position (`scaled_crops`); built like Keras's
+    preprocessing layers, it runs on every backend and inside tf.data.
+    """
+
+    def __init__(self, crop_size=224, scale_range=(256, 512), test_side=None, seed=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.height, self.width = _pair("crop_size", crop_size)
+        self.scale_range = _scale_range(tuple(scale_range), (self.height, self.width))
+        low, high = self.scale_range
+        test_side = (low + high) // 2 if test_side is None else test_side
+        if (isinstance(test_side, bool) or not isinstance(test_side, (int, np.integer))
+                or test_side < max(self.height, self.width)):
+            raise ValueError(f"test_side={test_side!r}: give the test scale Q, a whole number "
+                             f"of pixels >= {max(self.height, self.width)}, or None for "
+                             f"(S_min + S_max) // 2 = {(low + high) // 2}.")
+        self.test_side, self.seed = int(test_side), seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def sample(self, count, height, width):
+        """Random (sides, tops, lefts) for `count` images of height x width: S uniform over
+        the whole numbers of scale_range, each crop position uniform over the rescaled image."""
+        ops = self.backend
+        low, high = self.scale_range
+        draws = ops.random.uniform((3, count), seed=self._get_seed_generator(ops._backend))
+        sides = ops.numpy.minimum(ops.numpy.floor(low + draws[0] * (high - low + 1)), high)
+        shorter = float(min(height, width))
+        rows = ops.numpy.floor(height * sides / shorter + 0.5)
+        cols = ops.numpy.floor(width * sides / shorter + 0.5)
+        # the largest top (left) is rows - crop: count that many + 1 positions
+        tops = ops.numpy.minimum(ops.numpy.floor(draws[1] * (rows - self.height + 1)),
+                                 rows - self.height)
+        lefts = ops.numpy.minimum(ops.numpy.floor(draws[2] * (cols - self.width + 1)),
+                                  cols - self.width)
+        return sides, tops, lefts
+
+    def call(self, images, training=True):
+        ops = self.backend
+        images = ops.cast(images, self.compute_dtype)
+        height, width = images.shape[-3], images.shape[-2]
+        if height is None or width is None:
+            raise ValueError(f"{self.name} needs images of a known size; got {images.shape}.")
+        single = len(images.shape) == 3
+        if single:
+            images = ops.numpy.expand_dims(images, 0)
+        count = ops.shape(images)[0]
+        if training:
+            sides, tops, lefts = self.sample(count, height, width)
+        else:
+            rows, cols = _rescaled_size(height, width, self.test_side)
+            zeros = ops.numpy.zeros_like(images[:, 0, 0, 0], dtype="float32")
+            sides = zeros + self.test_side
+            tops, lefts = zeros + (rows - self.height) // 2, zeros + (cols - self.width) // 2
+        crops = ops.cast(scaled_crops(images, sides, tops, lefts, (self.height, self.width),
+                                      ops=ops), self.compute_dtype)
+        return crops[0] if single else crops
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-3], self.height, self.width, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "crop_size": (self.height, self.width),
+                "scale_range": self.scale_range, "test_side": self.test_side,
+                "seed": self.seed}
+
+
+def crop_positions(size, crop, grid):
+    """Offsets of `grid` crops of `crop` pixels spread evenly over `size` pixels, from one edge
+    to the other, as whole pixels (fewer where they coincide: one when crop == size)."""
+    if crop > size:
+        raise ValueError(f"a crop of {crop} pixels does not fit in {size}.")
+    return sorted({int(np.floor(p + 0.5)) for p in np.linspace(0, size - crop, grid)})
+
+
+def multi_crop(images, crop_size, grid=3, flip=False):
+    """VGG's multi-crop views: crops on a regular grid x grid lattice over each image, from
+    corner to corner, and with flip=True their mirror images too.
+
+    `images` (batch, height, width, channels) -> a NumPy array (views, batch, crop height,
+    crop width, channels), row by row, then the mirrored ones. The paper takes a 5 x 5 grid
+    with flips, 50 crops per test scale ("Very Deep Convolutional Networks for Large-Scale
+    Image Recognition", Simonyan and Zisserman, 2015, Section 3.2); positions that coincide
+    are taken once.
+    """
+    if isinstance(grid, bool) or not isinstance(grid, (int, np.integer)) or grid < 1:
+        raise ValueError(f"grid is the number of crops along each side, a whole number >= 1 "
+                         f"(the paper: 5); got {grid!r}.")
+    h, w = _pair("crop_size", crop_size)
+    height, width = images.shape[-3], images.shape[-2]
+    if h > height or w > width:
+        raise ValueError(f"crop_size={(h, w)} is larger than the images {(height, width)}.")
+    # Sliced in NumPy: on JAX every distinct slice of a tensor would be compiled on its own
+    images = keras.ops.convert_to_numpy(images)
+    crops = [images[..., top:top + h, left:left + w, :]
+             for top in crop_positions(height, h, grid) for left in crop_positions(width, w, grid)]
+    if flip:
+        crops += [crop[..., ::-1, :] for crop in crops]
+    return np.stack(crops, axis=0)
+
+
+def _outputs(model, images, batch_size):
+    """The model's outputs on `images`, called in inference mode on batches, as NumPy."""
+    images = keras.ops.convert_to_numpy(images)
+    if keras.backend.backend() == "jax":
+        # JAX's eager mode compiles each operation for each new image size; one compiled
+        # predict per size costs less (TensorFlow and PyTorch run eagerly at no such cost)
+        return model.predict(images, batch_size=batch_size, verbose=0)
+    return np.concatenate([keras.ops.convert_to_numpy(model(images[i:i + batch_size],
+                                                            training=False))
+                           for i in range(0, len(images), batch_size)])
+
+
+def multi_crop_predict(model, images, scales, grid=3, flip=False, batch_size=256):
+    """`model`'s softmax outputs averaged over multi-crop views at several test scales.
+
+    Each image is rescaled to every smaller side Q in `scales` (`rescale`), cut into
+    `multi_crop` views of the model's input size, and the outputs of all views of one scale are
+    averaged, then the scales (VGG's multi-crop evaluation, Sections 3.2 and 4.3: 5 x 5 crops
+    with flips at Q in {256, 384, 512}, 150 views).
+    """
+    crop = tuple(model.input_shape[1:3])
+    count = len(images)
+    per_scale = []
+    for side in scales:
+        views = multi_crop(rescale(images, side), crop, grid=grid, flip=flip)
+        # All views of a scale in one call, in batches no larger than one view: the same
+        # batch shape as every other call on these images (one compiled function on JAX)
+        scores = _outputs(model, views.reshape(-1, *views.shape[2:]), min(batch_size, count))
+        per_scale.append(scores.reshape(len(views), count, -1).mean(axis=0))
+    return np.mean(per_scale, axis=0)
+
+
+def dense_predict(model, images, scales, flip=False, batch_size=256):
+    """A fully convolutional `model`'s class scores, its score maps averaged over their
+    positions, then over the test scales in `scales` (and mirror images with flip=True).
+
+    VGG's dense evaluation ("Very Deep Convolutional Networks for Large-Scale Image
+    Recognition", Simonyan and Zisserman, 2015, Section 3.2): the whole uncropped image,
+    rescaled to each smaller side Q, goes through the network whose dense layers became
+    convolutions (`cnnkit.experiments.fully_convolutional`), and "the class score map is
+    spatially averaged". Outputs without positions (batch, classes) are taken as they are.
+    """
+    total, count = 0.0, 0
+    for side in scales:
+        image = keras.ops.convert_to_numpy(rescale(images, side))
+        for view in [image, image[..., ::-1, :]] if flip else [image]:
+            scores = _outputs(model, view, batch_size)
+            total = total + (scores.mean(axis=(1, 2)) if scores.ndim == 4 else scores)
+            count += 1
+    return total / count
