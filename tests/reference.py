@@ -11,7 +11,7 @@ from derived_detnet import DETNET59_PARAMS
 from derived_inception import INCEPTION_V2_PARAMS
 from derived_resnet import RESNET152_V2_PARAMS
 from derived_shufflenet import SHUFFLENET_V1_PARAMS
-from derived_snet import SNET_PARAMS
+from derived_snet import SNET_PARAMS, THUNDERNET_FEATURES_PARAMS
 
 REFERENCE_PARAMS = {
     # Derived from LeCun et al. 1998: conv 5x5 1->6 (156) + conv 5x5 6->16 (2,416)
@@ -103,6 +103,25 @@ REFERENCE_PARAMS = {
     "snet535": (SNET_PARAMS["snet535"], "derived from Qin et al. 2019, Table 1"),
     # 16 fast training
     "airbench94": (AIRBENCH94_PARAMS, "derived from Jordan 2024, Section 3.1"),
+    # Networks that output maps (task != "classification"). No outside figure covers most of
+    # them: each is derived from the paper's layer sizes in its family's test file, which checks
+    # its derivation gives this figure (tests/test_fcn_unet.py, test_bisenet_dfanet.py,
+    # test_fpn_hourglass_detnet.py; ThunderNet's in derived_snet.py).
+    "fcn32s": (134_346_581, "derived from Long et al. 2015 (VGG16 + 32x head), test_fcn_unet"),
+    "fcn16s": (134_364_410, "derived from Long et al. 2015 (+ the pool4 skip), test_fcn_unet"),
+    "fcn8s": (134_376_863, "derived from Long et al. 2015 (+ the pool3 skip), test_fcn_unet"),
+    "unet": (31_030_658, "derived from Ronneberger et al. 2015, Figure 1, test_fcn_unet"),
+    # The authors' Nest_Net has one sigmoid map (9,041,601); the registry's default two classes.
+    "unet_plusplus": (9_041_634, "derived from Zhou et al. 2018 and its code, test_fcn_unet"),
+    "bisenet": (12_894_163, "derived from Yu et al. 2018, Fig. 2, test_bisenet_dfanet"),
+    "dfanet": (1_813_251, "derived from Li et al. 2019, Table 1, test_bisenet_dfanet"),
+    "dfanet_b": (1_087_011, "derived from Li et al. 2019, Table 1, test_bisenet_dfanet"),
+    # torchvision resnet50 less its classifier (23,508,032) + the pyramid (3,344,384).
+    "fpn": (26_852_416, "derived from Lin et al. 2017, Sec. 3, test_fpn_hourglass_detnet"),
+    "hourglass": (25_369_664, "derived from Newell et al. 2016 (hg.lua), "
+                              "test_fpn_hourglass_detnet"),
+    "thundernet_features": (THUNDERNET_FEATURES_PARAMS["snet146"],
+                            "derived from Qin et al. 2019, Table 1 and Sec. 3"),
 }
 
 # Variants that are options of a registered model rather than models of their own.
@@ -130,4 +149,10 @@ VARIANT_PARAMS = {
                                                               "Table 1"),
     ("shufflenet_v1", "groups=8"): (SHUFFLENET_V1_PARAMS[8], "derived from Zhang et al. 2017, "
                                                               "Table 1"),
+    # The options tests/test_models.py builds map networks with (MAP_OPTIONS there): every
+    # optional head, or the same code on fewer layers. Derived in the family's test file.
+    ("unet_plusplus", "deep_supervision=True"): (9_041_832, "derived, test_fcn_unet"),
+    ("bisenet", "aux_heads=True"): (13_494_777, "derived, test_bisenet_dfanet"),
+    ("fpn", "backbone='resnet18'"): (13_783_616, "derived, test_fpn_hourglass_detnet"),
+    ("hourglass", "stacks=2, order=2"): (3_985_376, "derived, test_fpn_hourglass_detnet"),
 }

@@ -8,8 +8,8 @@ import pytest
 import requires
 from cnnkit import augment
 from cnnkit.augment import PCAColorAugmentation, PerImageRandomCrop
+from helpers import to_numpy
 
-to_numpy = keras.ops.convert_to_numpy
 # A rotation of RGB space (orthonormal columns) and eigenvalues of different sizes.
 ROTATION = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))[0]
 EIGENVALUES = np.array([0.3, 0.02, 0.005])

@@ -1,11 +1,12 @@
 """BiSeNet and DFANet: real-time segmentation networks that output a class map, not a vector.
 
-tests/test_models.py runs only its bad-argument check on them, so this file checks the rest:
-exact trainable counts derived here by formula from the papers' layer sizes (never from the
-builder), the shape and stride of every level a later network taps, the modules' arithmetic
-(attention multiplies, fusion adds), one training step, the `.keras` round trip in safe mode,
-a weights file with `input_tensor`, and the family options. Maps are computed at 64x64; the
-default 1024x1024 models are only built, for their counts and static shapes.
+tests/test_models.py's MapPattern checks the count against tests/reference.py, one training
+step, the `.keras` round trip in safe mode, a weights file with `input_tensor` and the minimum
+size (bisenet with its auxiliary heads). Here: exact trainable counts derived by formula from
+the papers' layer sizes (never from the builder), the shape and stride of every level a later
+network taps, the modules' arithmetic (attention multiplies, fusion adds), and the family
+options. Maps are computed at 64x64; the default 1024x1024 models are only built, for their
+counts and static shapes.
 """
 
 import numpy as np
@@ -15,11 +16,11 @@ import cnnkit
 import keras
 from cnnkit.analysis import block_params, count_params, tap
 
-from reference import REFERENCE_PARAMS
+from helpers import small, to_numpy
+from reference import REFERENCE_PARAMS, VARIANT_PARAMS
 
 CLASSES = 3  # not the default 19, so `classes` is exercised
 SMALL = (64, 64, 3)
-to_numpy = keras.ops.convert_to_numpy
 
 
 # ---- parameter counts from the papers' layer sizes -----------------------------------------
@@ -98,6 +99,9 @@ def test_hand_counts_of_two_blocks():
         + (9 * 48 + 48 * 192 + 384) + (96 * 192 + 384) == 37_248
     # BiSeNet's ARM on the 1/32 stage: 3x3 512 -> 128, then the 1x1 attention 128 -> 128.
     assert bisenet_parts(19)["arm32"] == 512 * 128 * 9 + 256 + 128 * 128 + 256 == 606_720
+    # The auxiliary heads the model pattern trains: one 3x3 conv-BN 128 -> 256 and a 1x1 each.
+    assert sum(bisenet_parts(19).values()) + 2 * bisenet_aux(19) == VARIANT_PARAMS[
+        ("bisenet", "aux_heads=True")][0]
 
 
 # ---- the default models: counts and the stride of every tapped level ------------------------
@@ -162,14 +166,11 @@ def test_dfanet_levels(default_dfanet):
     assert default_dfanet.layers[-1].name == "predictions"
 
 
-# ---- small models: forward, modules, training, saving ---------------------------------------
+# ---- small models: forward, modules ----------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def small():
-    """bisenet with its auxiliary heads (so every head trains) and dfanet, at 64x64."""
-    return {"bisenet": cnnkit.build("bisenet", aux_heads=True, classes=CLASSES,
-                                    input_shape=SMALL),
-            "dfanet": cnnkit.build("dfanet", classes=CLASSES, input_shape=SMALL)}
+# bisenet with its auxiliary heads and dfanet, at 64x64
+SMALL_OPTIONS = {"bisenet": dict(aux_heads=True, classes=CLASSES),
+                 "dfanet": dict(classes=CLASSES)}
 
 
 def images(n=2, seed=0):
@@ -182,8 +183,8 @@ def outputs(model, x):
 
 
 @pytest.mark.parametrize("name", ["bisenet", "dfanet"])
-def test_forward_gives_a_probability_map_per_image(name, small):
-    model = small[name]
+def test_forward_gives_a_probability_map_per_image(name):
+    model = small(name, **SMALL_OPTIONS[name])
     out = outputs(model, images(3))
     assert len(out) == (3 if name == "bisenet" else 1)
     for o in out:
@@ -197,8 +198,9 @@ def test_forward_gives_a_probability_map_per_image(name, small):
         assert count_params(model) == sum(dfanet_parts(name, CLASSES).values())
 
 
-def test_bisenet_modules_compute_the_papers_formulas(small):
-    features, attention, refined, ffm, ffm_attention, fused = tap(small["bisenet"], [
+def test_bisenet_modules_compute_the_papers_formulas():
+    model = small("bisenet", **SMALL_OPTIONS["bisenet"])
+    features, attention, refined, ffm, ffm_attention, fused = tap(model, [
         "arm32_relu", "arm32_attention_sigmoid", "arm32_scale",
         "ffm_relu", "ffm_expand", "ffm_add"], images())
     assert attention.shape == (2, 1, 1, 128) and np.all((attention >= 0) & (attention <= 1))
@@ -206,53 +208,13 @@ def test_bisenet_modules_compute_the_papers_formulas(small):
     np.testing.assert_allclose(fused, ffm * (1 + ffm_attention), rtol=1e-5, atol=1e-6)
 
 
-def test_dfanet_aggregation(small):
-    enc4, attention, out, up, enc2, concat = tap(small["dfanet"], [
+def test_dfanet_aggregation():
+    enc4, attention, out, up, enc2, concat = tap(small("dfanet", **SMALL_OPTIONS["dfanet"]), [
         "b1_enc4_block4_out", "b1_fca_relu", "b1_fca_scale", "b1_fca_up",
         "b1_enc2_block4_out", "b2_enc2_concat"], images())
     np.testing.assert_allclose(out, enc4 * attention, rtol=1e-6)
     assert up.shape[1:3] == enc2.shape[1:3] == (16, 16)  # x4 reaches backbone 1's enc2
     np.testing.assert_array_equal(concat, np.concatenate([up, enc2], axis=-1))
-
-
-@pytest.mark.parametrize("name", ["bisenet", "dfanet"])
-def test_keras_file_round_trip_in_safe_mode(name, small, tmp_path):
-    path = tmp_path / f"{name}.keras"
-    small[name].save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    x = images(seed=1)
-    for a, b in zip(outputs(loaded, x), outputs(small[name], x)):
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("name", ["bisenet", "dfanet"])
-def test_weights_file_and_input_tensor(name, small, tmp_path):
-    path = tmp_path / f"{name}.weights.h5"
-    small[name].save_weights(path)
-    keras.utils.set_random_seed(2)
-    image = keras.Input(shape=SMALL, name="my_image")
-    options = dict(aux_heads=True) if name == "bisenet" else {}
-    again = cnnkit.build(name, input_tensor=image, classes=CLASSES, weights=str(path), **options)
-    assert again.inputs[0] is image
-    x = images(seed=3)
-    for a, b in zip(outputs(again, x), outputs(small[name], x)):
-        np.testing.assert_array_equal(a, b)
-
-
-@pytest.mark.parametrize("name", ["bisenet", "dfanet"])
-def test_one_training_step_changes_every_trainable_weight(name, small):
-    model = small[name]
-    keras.utils.set_random_seed(0)
-    heads = len(model.outputs)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=True,
-                  loss=["sparse_categorical_crossentropy"] * heads)
-    before = [np.array(w) for w in model.trainable_weights]
-    labels = np.random.default_rng(0).integers(0, CLASSES, (2, 64, 64))
-    loss = model.train_on_batch(images(), [labels] * heads)
-    assert np.all(np.isfinite(loss))
-    unchanged = [w.path for w, b in zip(model.trainable_weights, before)
-                 if np.array_equal(np.array(w), b)]
-    assert unchanged == []
 
 
 # ---- options and sizes -----------------------------------------------------------------------

@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 
 from cnnkit import boxes as B
-
-
-def np_(x):
-    return np.asarray(keras.ops.convert_to_numpy(x))
+from helpers import to_numpy as np_  # short: nearly every assertion reads one
 
 
 def random_boxes(rng, n, dtype="float64"):

@@ -8,9 +8,8 @@ import keras
 from cnnkit.analysis import count_params
 from cnnkit.layers import LocalResponseNormalization
 
+from helpers import to_numpy
 from reference import VARIANT_PARAMS
-
-to_numpy = keras.ops.convert_to_numpy
 
 
 def shapes(model, names):

@@ -12,15 +12,8 @@ import keras
 from cnnkit.analysis import count_params, weight_depth
 from cnnkit.models.darknet import DARKNET53_STAGES
 
+from helpers import small
 from reference import REFERENCE_PARAMS
-
-to_numpy = keras.ops.convert_to_numpy
-
-
-@pytest.fixture(scope="module")
-def small():
-    """Headless at 64x64: layers and weights do not depend on the size."""
-    return cnnkit.build("darknet53", include_top=False, input_shape=(64, 64, 3))
 
 
 @pytest.fixture(scope="module")
@@ -56,30 +49,34 @@ def test_fifty_three_weight_layers(odd):
     assert weight_depth(odd) == 53
 
 
-def test_a_residual_block_counted_by_hand(small):
-    params = sum(count_params(layer) for layer in small.layers
+def test_a_residual_block_counted_by_hand():
+    model = small("darknet53", include_top=False)
+    params = sum(count_params(layer) for layer in model.layers
                  if layer.name.startswith("stage3_block5_"))
     assert params == conv_bn_params(256, 128, 1) + conv_bn_params(128, 256, 3) == 328_448
 
 
-def test_leaky_relu_after_every_convolution_and_no_activation_after_the_sum(small):
-    leaky = [layer for layer in small.layers if isinstance(layer, keras.layers.LeakyReLU)]
+def test_leaky_relu_after_every_convolution_and_no_activation_after_the_sum():
+    model = small("darknet53", include_top=False)
+    leaky = [layer for layer in model.layers if isinstance(layer, keras.layers.LeakyReLU)]
     assert len(leaky) == 52
     assert all(layer.negative_slope == pytest.approx(0.1) for layer in leaky)
     # The sum feeds the next block directly ("activation=linear" shortcut in darknet's cfg).
-    nxt = small.get_layer("stage3_block2_1x1_conv")
-    assert nxt.input is small.get_layer("stage3_block1_add").output
+    nxt = model.get_layer("stage3_block2_1x1_conv")
+    assert nxt.input is model.get_layer("stage3_block1_add").output
 
 
-def test_stage_outputs_have_stride_two_to_the_stage(small):
-    shapes = [tuple(small.get_layer(f"stage{s}_out").output.shape) for s in range(1, 6)]
+def test_stage_outputs_have_stride_two_to_the_stage():
+    model = small("darknet53", include_top=False)
+    shapes = [tuple(model.get_layer(f"stage{s}_out").output.shape) for s in range(1, 6)]
     assert shapes == [(None, 32, 32, 64), (None, 16, 16, 128), (None, 8, 8, 256),
                       (None, 4, 4, 512), (None, 2, 2, 1024)]
-    assert small.output is small.get_layer("stage5_out").output
+    assert model.output is model.get_layer("stage5_out").output
 
 
-def test_yolov3_scales_can_be_tapped_by_name(small):
-    taps = keras.Model(small.input, [small.get_layer(f"stage{s}_out").output for s in (3, 4, 5)])
+def test_yolov3_scales_can_be_tapped_by_name():
+    model = small("darknet53", include_top=False)
+    taps = keras.Model(model.input, [model.get_layer(f"stage{s}_out").output for s in (3, 4, 5)])
     outs = taps(np.zeros((1, 64, 64, 3), "float32"))
     assert [tuple(o.shape) for o in outs] == [(1, 8, 8, 256), (1, 4, 4, 512), (1, 2, 2, 1024)]
 

@@ -16,16 +16,13 @@ import keras
 from cnnkit.analysis import count_params
 from cnnkit.models.vovnet import effective_squeeze_excite, stage
 
+import helpers
+from helpers import to_numpy
 from reference import REFERENCE_PARAMS
 
-to_numpy = keras.ops.convert_to_numpy
-
-
-@functools.cache
-def small(name, size=64, **options):
-    """A model at a small input size, built once: its weights do not depend on the size."""
-    return cnnkit.build(name, input_shape=(size, size, 3), classes=5, classifier_activation=None,
-                        **options)
+# A model at a small input size (64 unless given) with 5 logits, built once (tests/helpers.py):
+# its weights do not depend on the size.
+small = functools.partial(helpers.small, classes=5, classifier_activation=None)
 
 
 def prefix_params(model, prefix):

@@ -14,7 +14,9 @@ import cnnkit
 import keras
 from cnnkit.analysis import block_params
 
-to_numpy = keras.ops.convert_to_numpy
+import helpers
+from helpers import to_numpy
+
 
 SIZE = 64  # every stage keeps at least 2x2 pixels: 64 / 32
 
@@ -27,10 +29,9 @@ PAPER = {
 }
 
 
-@functools.cache
-def small(name):
-    """A headless model at 64x64, built once: layers and weights do not depend on the size."""
-    return cnnkit.build(name, include_top=False, input_shape=(SIZE, SIZE, 3))
+# A headless model at 64x64, built once (tests/helpers.py): layers and weights do not depend on
+# the size.
+small = functools.partial(helpers.small, size=SIZE, include_top=False)
 
 
 def channels(model, layer):

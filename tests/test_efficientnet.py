@@ -13,15 +13,15 @@ import cnnkit
 from cnnkit.analysis import block_params
 from cnnkit.models.efficientnet import VARIANTS, round_filters, scaled_stages
 
+import helpers
+
 
 SHAPE = (40, 40, 3)  # 40 -> 20 -> 10 -> 5 -> 3 -> 2: strided layers meet even and odd sizes
 
 
-@functools.cache
-def small(name, **kwargs):
-    """The model at 40x40 with 5 logits, built once (weights do not depend on the size)."""
-    return cnnkit.build(name, input_shape=SHAPE, classes=5, classifier_activation=None,
-                        **kwargs)
+# The model at 40x40 with 5 logits, built once (tests/helpers.py): weights do not depend on the
+# size.
+small = functools.partial(helpers.small, size=SHAPE[0], classes=5, classifier_activation=None)
 
 
 # --- Compound scaling --------------------------------------------------------------------------

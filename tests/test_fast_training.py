@@ -11,8 +11,7 @@ from cnnkit import analysis, data, fast_training as ft
 from cnnkit.models.airbench import PartialIdentity
 
 from derived_airbench import airbench_params
-
-to_numpy = keras.ops.convert_to_numpy
+from helpers import to_numpy
 
 
 def images(n=6, size=9, channels=3, seed=0):

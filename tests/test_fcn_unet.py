@@ -1,10 +1,11 @@
-"""FCN-32s/16s/8s, U-Net and U-Net++: the checks of segmentation networks (task="segmentation").
+"""FCN-32s/16s/8s, U-Net and U-Net++: what the map-network pattern cannot see.
 
-tests/test_models.py runs only its bad-argument checks on these models, so this file checks the
-rest: counts derived here from the papers' layer sizes, output shapes and strides per level, a
-training step that moves every trainable weight, the `.keras` round trip in safe mode, weights
-files and input_tensor, and the ValueErrors of each option. FCN holds 134M parameters whatever
-the input, so it is built as few times as possible; everything runs at small sizes.
+tests/test_models.py's MapPattern checks every model's count against tests/reference.py, the
+`.keras` round trip, weights files, a training step and the minimum size. Here: the counts
+derived from the papers' layer sizes (that reference.py holds), output shapes and strides per
+level, the valid U-Net (its crops, its round trip), U-Net++ without deep supervision training
+every weight, and the ValueErrors of each option. FCN holds 134M parameters whatever the input,
+so it is built as few times as possible; everything runs at small sizes.
 """
 
 import numpy as np
@@ -16,7 +17,9 @@ from cnnkit.analysis import count_params, tap
 from cnnkit.layers import BilinearUpsampling, bilinear_kernel
 from cnnkit.models.fcn import bilinear_upsampling
 
-to_numpy = keras.ops.convert_to_numpy
+from helpers import to_numpy, unchanged_after_one_step
+from reference import VARIANT_PARAMS
+
 CLASSES = 3  # not a default, so `classes` is exercised
 
 
@@ -26,42 +29,6 @@ def conv(k, c_in, c_out, bias=True):
 
 def images(shape, n=2, seed=0):
     return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
-
-
-def train_one_step(model, x, y):
-    """One eager SGD step; return the paths of the trainable weights it left unchanged."""
-    keras.utils.set_random_seed(0)
-    outputs = len(model.outputs)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=True,
-                  loss=["sparse_categorical_crossentropy"] * outputs)
-    before = [np.array(w) for w in model.trainable_weights]
-    loss = model.train_on_batch(x, [y] * outputs if outputs > 1 else y)
-    assert np.all(np.isfinite(loss))
-    return [w.path for w, b in zip(model.trainable_weights, before)
-            if np.array_equal(np.array(w), b)]
-
-
-def check_round_trip_weights_and_input_tensor(name, model, tmp_path, **options):
-    shape = tuple(model.input_shape[1:])
-    classes = keras.tree.flatten(model.outputs)[0].shape[-1]
-    path = tmp_path / f"{name}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    x = images(shape, n=1, seed=1)
-    expected = [to_numpy(t) for t in keras.tree.flatten(model(x))]
-    for a, b in zip(keras.tree.flatten(loaded(x)), expected, strict=True):
-        np.testing.assert_array_equal(to_numpy(a), b)
-    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
-    assert [layer.trainable for layer in loaded.layers] == [
-        layer.trainable for layer in model.layers]
-    weights = tmp_path / f"{name}.weights.h5"
-    model.save_weights(weights)
-    keras.utils.set_random_seed(2)
-    image = keras.Input(shape=shape, name="my_image")
-    again = cnnkit.build(name, input_tensor=image, classes=classes, weights=str(weights), **options)
-    assert again.inputs[0] is image
-    for a, b in zip(keras.tree.flatten(again(x)), expected, strict=True):
-        np.testing.assert_array_equal(to_numpy(a), b)
 
 
 # ---------------------------------------------------------------- FCN
@@ -198,17 +165,6 @@ def test_fcn8s_forward_gives_a_probability_map_the_size_of_the_image(fcn8s_small
         assert not np.any(fcn8s_small.get_layer(name).get_weights()[0])
 
 
-def test_fcn8s_round_trip_weights_file_and_input_tensor(fcn8s_small, tmp_path):
-    check_round_trip_weights_and_input_tensor("fcn8s", fcn8s_small, tmp_path)
-
-
-def test_fcn8s_training_step_moves_every_trainable_weight_and_not_the_fixed_one(fcn8s_small):
-    frozen = np.array(fcn8s_small.get_layer("upscore8").kernel)
-    labels = np.random.default_rng(0).integers(0, 21, (2, 32, 64))
-    assert train_one_step(fcn8s_small, images((32, 64, 3)), labels) == []
-    np.testing.assert_array_equal(np.array(fcn8s_small.get_layer("upscore8").kernel), frozen)
-
-
 @pytest.mark.parametrize("size, message", [
     (100, r"divisible by 32 \(the stride of block5_pool, "), (100, "to 96 or 128"),
     (40, "to 32 or 64")])
@@ -267,17 +223,17 @@ def test_unet_same_padding_keeps_the_size_and_the_count(unet_same):
     assert not [layer for layer in unet_same.layers if "crop" in layer.name]
 
 
-def test_unet_valid_forward_round_trip_weights_file_and_input_tensor(tmp_path):
+def test_unet_valid_forward_and_round_trip_with_its_crops(tmp_path):
+    """The pattern saves the padded U-Net; the valid one (the default) adds the crops."""
     model = cnnkit.build("unet", input_shape=(188, 188, 1), classes=CLASSES)
-    out = to_numpy(model(images((188, 188, 1), n=1)))
+    x = images((188, 188, 1), n=1)
+    out = to_numpy(model(x))
     assert out.shape == (1, 4, 4, CLASSES)
     np.testing.assert_allclose(out.sum(axis=-1), 1.0, rtol=1e-5)
-    check_round_trip_weights_and_input_tensor("unet", model, tmp_path)
-
-
-def test_unet_training_step_moves_every_trainable_weight(unet_same):
-    labels = np.random.default_rng(0).integers(0, CLASSES, (2, 16, 32))
-    assert train_one_step(unet_same, images((16, 32, 1)), labels) == []
+    model.save(tmp_path / "unet.keras")
+    loaded = keras.saving.load_model(tmp_path / "unet.keras", safe_mode=True)
+    np.testing.assert_array_equal(to_numpy(loaded(x)), out)
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
 
 
 def test_unet_filters_sets_the_first_width_and_each_level_doubles_it():
@@ -362,6 +318,8 @@ def test_unet_plusplus_nodes_have_the_level_size_and_filters(deep):
 
 def test_unet_plusplus_deep_supervision_gives_four_probability_maps(deep):
     assert count_params(deep) == unet_plusplus_params(channels=3, classes=CLASSES, heads=4)
+    assert unet_plusplus_params(heads=4) == VARIANT_PARAMS[
+        ("unet_plusplus", "deep_supervision=True")][0]
     heads = ("x01_predictions", "x02_predictions", "x03_predictions", "predictions")
     assert all(o is deep.get_layer(n).output for o, n in zip(deep.outputs, heads, strict=True))
     outs = [to_numpy(o) for o in deep(images((32, 48, 3)))]
@@ -370,18 +328,13 @@ def test_unet_plusplus_deep_supervision_gives_four_probability_maps(deep):
         np.testing.assert_allclose(out.sum(axis=-1), 1.0, rtol=1e-5)
 
 
-def test_unet_plusplus_round_trip_weights_file_and_input_tensor(deep, tmp_path):
-    check_round_trip_weights_and_input_tensor("unet_plusplus", deep, tmp_path,
-                                              deep_supervision=True)
-
-
-@pytest.mark.parametrize("deep_supervision", [False, True])
-def test_unet_plusplus_training_step_moves_every_trainable_weight(deep_supervision):
-    model = cnnkit.build("unet_plusplus", deep_supervision=deep_supervision, dropout=0.0,
-                         input_shape=(16, 16, 3), classes=CLASSES)
+def test_unet_plusplus_without_deep_supervision_trains_every_weight_through_one_head():
+    """The pattern trains U-Net++ with its four heads; one head must reach every node too."""
+    model = cnnkit.build("unet_plusplus", dropout=0.0, input_shape=(16, 16, 3), classes=CLASSES)
     assert not any(isinstance(layer, keras.layers.Dropout) for layer in model.layers)
     labels = np.random.default_rng(0).integers(0, CLASSES, (2, 16, 16))
-    assert train_one_step(model, images((16, 16, 3)), labels) == []
+    assert unchanged_after_one_step(model, images((16, 16, 3)), [labels],
+                                    "sparse_categorical_crossentropy") == []
 
 
 def test_unet_plusplus_filters_sets_the_first_width():

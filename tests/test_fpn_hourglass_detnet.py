@@ -1,13 +1,13 @@
 """FPN, the stacked hourglass and DetNet-59: what the shared model tests cannot see.
 
-fpn and hourglass output lists of maps (task="features"), so tests/test_models.py skips them;
-this file checks their exact counts (derived here from the papers' layer sizes), shapes and
-strides per level, options, a training step, the .keras round trip, weights files and bad
-options. detnet59 is a classifier and passes the shared pattern; here: its stride-16 stages,
-dilation and receptive field, 59 weight layers and the paper's 4.8 GFLOPs.
+fpn and hourglass output lists of maps (task="features"): tests/test_models.py's MapPattern
+checks their counts against tests/reference.py, a training step with a loss on every output,
+the .keras round trip, weights files and the minimum size (fpn on resnet18, two hourglasses of
+order 2). Here: the counts derived from the papers' layer sizes (that reference.py holds),
+shapes and strides per level, options and bad options. detnet59 is a classifier and passes the
+shared pattern; here: its stride-16 stages, dilation and receptive field, 59 weight layers and
+the paper's 4.8 GFLOPs.
 """
-
-import dataclasses
 
 import numpy as np
 import pytest
@@ -18,9 +18,8 @@ from cnnkit.analysis import (block_params, count_params, model_macs, receptive_f
                              weight_depth)
 
 from derived_detnet import DETNET59_PARAMS, bottleneck
-from reference import REFERENCE_PARAMS
-
-to_numpy = keras.ops.convert_to_numpy
+from helpers import to_numpy
+from reference import REFERENCE_PARAMS, VARIANT_PARAMS
 
 
 def conv(k, c_in, c_out, bias=False):
@@ -38,56 +37,6 @@ def images(shape, n=2, seed=0):
 def outputs(model, x):
     out = model(x, training=False)
     return [to_numpy(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
-
-
-# --- Checks shared by the two map-output networks -------------------------------------------------
-
-def check_round_trip(model, tmp_path, shape):
-    path = tmp_path / f"{model.name}.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    x = images(shape, seed=1)
-    for a, b in zip(outputs(loaded, x), outputs(model, x), strict=True):
-        np.testing.assert_array_equal(a, b)
-    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
-
-
-def check_weights_file_and_input_tensor(model, tmp_path, name, shape, **options):
-    path = tmp_path / f"{name}.weights.h5"
-    model.save_weights(path)
-    keras.utils.set_random_seed(2)
-    image = keras.Input(shape=shape, name="my_image")
-    again = cnnkit.build(name, input_tensor=image, weights=str(path), **options)
-    assert again.inputs[0] is image
-    x = images(shape, seed=3)
-    for a, b in zip(outputs(again, x), outputs(model, x), strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
-def check_training_step_changes_every_weight(model, shape):
-    keras.utils.set_random_seed(0)
-    # The same loss on every output: intermediate supervision (hourglass), every level (FPN).
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", run_eagerly=True)
-    x = images(shape, n=2)
-    targets = [images(tuple(o.shape[1:]), n=2, seed=i) for i, o in enumerate(model.outputs)]
-    before = [np.array(w) for w in model.trainable_weights]
-    loss = model.train_on_batch(x, targets)
-    assert np.all(np.isfinite(loss))
-    unchanged = [w.path for w, b in zip(model.trainable_weights, before)
-                 if np.array_equal(np.array(w), b)]
-    assert unchanged == []
-    assert int(model.optimizer.iterations) == 1
-
-
-def check_one_pixel_less_is_refused(name, monkeypatch, message):
-    info = cnnkit.model_info(name)
-    smaller = (info.min_size - 1, info.min_size - 1, info.input_shape[2])
-    with pytest.raises(ValueError, match=f"at least {info.min_size}x{info.min_size}"):
-        cnnkit.build(name, input_shape=smaller)
-    # Below the validator's limit the network itself has no valid size to give.
-    monkeypatch.setitem(cnnkit.registry._REGISTRY, name, dataclasses.replace(info, min_size=1))
-    with pytest.raises(ValueError, match=message):
-        cnnkit.build(name, input_shape=smaller)
 
 
 # --- FPN ------------------------------------------------------------------------------------------
@@ -162,23 +111,13 @@ def test_fpn_options_backbone_channels_p6_and_any_size_divisible_by_32():
     model = cnnkit.build("fpn", backbone="resnet18", channels=128, p6=False,
                          input_shape=(None, None, 3))
     assert count_params(model) == RESNET18_HEADLESS + pyramid_params((64, 128, 256, 512), 128)
+    # What the model pattern builds: resnet18 with the paper's 256 channels.
+    assert RESNET18_HEADLESS + pyramid_params((64, 128, 256, 512)) == VARIANT_PARAMS[
+        ("fpn", "backbone='resnet18'")][0]
     assert len(model.outputs) == 4
     for h, w in ((32, 32), (64, 96)):
         shapes = [o.shape for o in outputs(model, np.zeros((1, h, w, 3), "float32"))]
         assert shapes == [(1, h // s, w // s, 128) for s in (4, 8, 16, 32)]
-
-
-def test_fpn_min_size_is_32(monkeypatch):
-    check_one_pixel_less_is_refused("fpn", monkeypatch, "divisible by 32")
-
-
-def test_fpn_keras_round_trip_in_safe_mode(fpn_small, tmp_path):
-    check_round_trip(fpn_small, tmp_path, FPN_SMALL)
-
-
-def test_fpn_weights_file_and_input_tensor(fpn_small, tmp_path):
-    check_weights_file_and_input_tensor(fpn_small, tmp_path, "fpn", FPN_SMALL,
-                                        backbone="resnet18")
 
 
 # --- Stacked hourglass ----------------------------------------------------------------------------
@@ -247,7 +186,8 @@ def test_hourglass_next_stack_adds_its_input_and_remapped_features_and_heatmaps(
     assert model.get_layer("stack1_remap_heatmaps").input is model.outputs[0]
     names = {layer.name for layer in model.layers}
     assert "stack2_remap_features" not in names and "stack3_input" not in names
-    assert count_params(model) == hourglass_params(stacks=2, order=2)
+    assert count_params(model) == hourglass_params(stacks=2, order=2) == VARIANT_PARAMS[
+        ("hourglass", "stacks=2, order=2")][0]
     assert [model.get_layer(f"stack2_hg{n}_pool").output.shape[1] for n in (2, 1)] == [8, 4]
 
 
@@ -259,19 +199,6 @@ def test_hourglass_classes_activation_and_the_smallest_input():
     assert [o.shape for o in out] == [(2, 16, 16, 17)]
     assert np.all((out[0] > 0) & (out[0] < 1))
     assert model.get_layer("stack1_hg1_pool").output.shape[1:3] == (1, 1)  # 64 is the least
-
-
-def test_hourglass_min_size_is_64(monkeypatch):
-    check_one_pixel_less_is_refused("hourglass", monkeypatch, "divisible by 64")
-
-
-def test_hourglass_keras_round_trip_in_safe_mode(hourglass_small, tmp_path):
-    check_round_trip(hourglass_small, tmp_path, HG_SMALL)
-
-
-def test_hourglass_weights_file_and_input_tensor(hourglass_small, tmp_path):
-    check_weights_file_and_input_tensor(hourglass_small, tmp_path, "hourglass", HG_SMALL,
-                                        stacks=2, order=2)
 
 
 # --- Invalid options ------------------------------------------------------------------------------
@@ -293,16 +220,6 @@ def test_hourglass_weights_file_and_input_tensor(hourglass_small, tmp_path):
 def test_invalid_options_raise_a_value_error_that_says_what_to_do(name, kwargs, message):
     with pytest.raises(ValueError, match=message):
         cnnkit.build(name, **kwargs)
-
-
-# --- Training steps (last: they change the shared models' weights) --------------------------------
-
-def test_fpn_one_training_step_changes_every_trainable_weight(fpn_small):
-    check_training_step_changes_every_weight(fpn_small, FPN_SMALL)
-
-
-def test_hourglass_one_training_step_changes_every_trainable_weight(hourglass_small):
-    check_training_step_changes_every_weight(hourglass_small, HG_SMALL)
 
 
 # --- DetNet-59 ------------------------------------------------------------------------------------

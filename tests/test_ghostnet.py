@@ -16,7 +16,7 @@ from cnnkit.analysis import block_params, count_params, model_macs
 from cnnkit.blocks import conv_bn
 from cnnkit.models.ghostnet import BLOCKS, ghost_module
 
-to_numpy = keras.ops.convert_to_numpy
+from helpers import to_numpy
 
 
 @functools.cache

@@ -12,8 +12,7 @@ from cnnkit import grading, visualize
 from cnnkit.backend import gradient
 
 from grading_harness import Table, assert_verdict, verdict_cases
-
-to_numpy = keras.ops.convert_to_numpy
+from helpers import to_numpy
 
 
 def _parts(features, head, image, class_index, score=None):

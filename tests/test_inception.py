@@ -16,9 +16,8 @@ import cnnkit.models.inception as inception
 import keras
 from cnnkit.analysis import count_params
 
+from helpers import to_numpy
 from reference import VARIANT_PARAMS
-
-to_numpy = keras.ops.convert_to_numpy
 
 
 @lru_cache(maxsize=None)

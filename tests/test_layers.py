@@ -6,7 +6,7 @@ import pytest
 
 from cnnkit.layers import GroupConv2D
 
-to_numpy = keras.ops.convert_to_numpy
+from helpers import to_numpy
 
 
 @pytest.mark.parametrize("channels, kwargs", [

@@ -17,15 +17,14 @@ from cnnkit.analysis import count_params
 from cnnkit.blocks import inverted_residual
 from cnnkit.models.mobilenet import V3_LARGE, V3_SMALL, depthwise_separable
 
+import helpers
+from helpers import to_numpy
 
 A = keras.applications
-to_numpy = keras.ops.convert_to_numpy
 
-
-@functools.cache
-def headless(name, size=64):
-    """The headless model at a small size, built once: weights do not depend on the size."""
-    return cnnkit.build(name, include_top=False, input_shape=(size, size, 3))
+# The headless model at a small size (64 unless given), built once (tests/helpers.py): weights
+# do not depend on the size.
+headless = functools.partial(helpers.small, include_top=False)
 
 
 def weights_of(layer):

@@ -14,9 +14,9 @@ from cnnkit.analysis import block_params, count_params
 from cnnkit.models.repvgg import (REPVGG_CONFIGS, fuse_bn, identity_kernel, pad_1x1_to_3x3,
                                   reparameterize)
 
+from helpers import to_numpy
 from reference import VARIANT_PARAMS
 
-to_numpy = keras.ops.convert_to_numpy
 SMALL = dict(input_shape=(32, 32, 3), classes=3, classifier_activation=None)  # logits
 
 

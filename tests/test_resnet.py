@@ -17,15 +17,14 @@ from cnnkit.analysis import block_params, count_params
 
 from derived_resnet import (PLAIN18_PARAMS, PLAIN34_PARAMS, RESNET152_V2_PARAMS,
                             basic_resnet_params, preact_bottleneck_resnet_params)
+import helpers
+from helpers import to_numpy
 from reference import REFERENCE_PARAMS
 
-to_numpy = keras.ops.convert_to_numpy
 
-
-@functools.cache
-def small(name):
-    """A headless model at 32x32, built once: layers and weights do not depend on the size."""
-    return cnnkit.build(name, include_top=False, input_shape=(32, 32, 3))
+# A headless model at 32x32, built once (tests/helpers.py): layers and weights do not depend on
+# the size.
+small = functools.partial(helpers.small, size=32, include_top=False)
 
 
 # --- Counts derived from the papers ------------------------------------------------------------

@@ -15,9 +15,10 @@ import keras
 from cnnkit.analysis import count_params
 from cnnkit.models.senet import deep_stem, se_block
 
+import helpers
+from helpers import to_numpy
 from reference import REFERENCE_PARAMS
 
-to_numpy = keras.ops.convert_to_numpy
 SIZE = 64  # small enough to build fast, large enough for conv5_x to be 2x2
 DEPTHS = {"50": (3, 4, 6, 3), "154": (3, 8, 36, 3)}
 CHANNELS = (256, 512, 1024, 2048)  # the output C of each stage's bottlenecks, where SE sits
@@ -32,10 +33,8 @@ def se_overhead(depths, r=16):
     return sum(n * se_params(c, r) for n, c in zip(depths, CHANNELS))
 
 
-@functools.cache
-def small(name, **kwargs):
-    """A model at SIZE x SIZE with 10 classes, built once per module."""
-    return cnnkit.build(name, input_shape=(SIZE, SIZE, 3), classes=10, **kwargs)
+# A model at SIZE x SIZE with 10 classes, built once (tests/helpers.py).
+small = functools.partial(helpers.small, size=SIZE, classes=10)
 
 
 def layers_named(model, part):

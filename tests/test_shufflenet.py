@@ -17,9 +17,9 @@ from cnnkit.layers import ChannelShuffle
 from cnnkit.models.shufflenet import shufflenet_unit, shufflenet_v2_unit
 
 from derived_shufflenet import SHUFFLENET_V1_PARAMS
+import helpers
+from helpers import to_numpy
 from reference import REFERENCE_PARAMS, VARIANT_PARAMS
-
-to_numpy = keras.ops.convert_to_numpy
 TABLE_1_MFLOPS = {1: 143, 2: 140, 3: 137, 4: 133, 8: 137}  # Table 1's "Complexity" row
 
 
@@ -29,9 +29,8 @@ def v1_224(groups, scale=1.0):
     return cnnkit.build("shufflenet_v1", groups=groups, scale=scale)
 
 
-@functools.cache
-def small(name):
-    return cnnkit.build(name, include_top=False, input_shape=(64, 64, 3))
+# Headless at 64x64, built once (tests/helpers.py).
+small = functools.partial(helpers.small, size=64, include_top=False)
 
 
 def rand(*shape, seed=0):

@@ -16,16 +16,15 @@ import keras
 from cnnkit.analysis import block_params, tap
 from cnnkit.models.sknet import dilated_conv3x3_bn, radix_softmax
 
+import helpers
+from helpers import to_numpy
 from reference import REFERENCE_PARAMS
 
-to_numpy = keras.ops.convert_to_numpy
 SIZE = 64  # small, yet every stage keeps at least 2x2 pixels
 
 
-@functools.cache
-def small(name, **options):
-    """A headless model at SIZE x SIZE, built once per name and options."""
-    return cnnkit.build(name, include_top=False, input_shape=(SIZE, SIZE, 3), **options)
+# A headless model at SIZE x SIZE, built once per name and options (tests/helpers.py).
+small = functools.partial(helpers.small, size=SIZE, include_top=False)
 
 
 def images(n=2, seed=0):

@@ -1,13 +1,12 @@
 """ThunderNet: SNet's counts and complexity, its taps, CEM, SAM, the large separable convolution
-and the `thundernet_features` model (a features model: the shared pattern does not run on it).
+and the `thundernet_features` model.
 
-The SNet classifiers pass tests/test_models.py; here: Table 1's multiply-adds, the C4/C5 taps a
-detector reads, the blocks against NumPy and against their parameter formulas, and for
-thundernet_features the count, shapes and stride, a training step, saving, weights files and
-its options' errors.
+The SNet classifiers pass tests/test_models.py's ModelPattern, thundernet_features its
+MapPattern (count, a training step, saving, weights files, the minimum size); here: Table 1's
+multiply-adds, the C4/C5 taps a detector reads, the blocks against NumPy and against their
+parameter formulas, and for thundernet_features the derived count for each backbone, shapes
+and stride, and its options' errors.
 """
-
-import functools
 
 import numpy as np
 import pytest
@@ -19,28 +18,16 @@ from cnnkit.models.thundernet import (C4_LAYER, C5_LAYER, context_enhancement,
                                       large_separable_conv, rpn_features, spatial_attention)
 
 from derived_snet import CEM_CHANNELS, SNET_PARAMS, THUNDERNET_FEATURES_PARAMS, conv
+from helpers import small, to_numpy
 from reference import REFERENCE_PARAMS
 
-to_numpy = keras.ops.convert_to_numpy
 SNETS = ("snet49", "snet146", "snet535")
 PAPER_MFLOPS = {"snet49": 49, "snet146": 146, "snet535": 535}  # Table 1, at 224x224
 MEASURED_MMACS = {"snet49": 51.2, "snet146": 161.1, "snet535": 535.4}  # the docstring's row
-SMALL = (64, 64, 3)  # a multiple of 32: C4 4x4, C5 2x2
 
 
 def rand(*shape, seed=0):
     return np.random.default_rng(seed).random(shape, dtype=np.float32)
-
-
-@functools.cache
-def snet_at(name, size):
-    """An SNet classifier at size x size, built once (for multiply-adds and taps)."""
-    return cnnkit.build(name, input_shape=(size, size, 3))
-
-
-@functools.cache
-def features(backbone="snet146", size=SMALL):
-    return cnnkit.build("thundernet_features", backbone=backbone, input_shape=size)
 
 
 # --- SNet: Table 1 -----------------------------------------------------------------------------
@@ -54,20 +41,20 @@ def test_snet_references_are_the_table_1_derivation():
 @pytest.mark.parametrize("name", SNETS)
 def test_multiply_adds_at_224_against_table_1(name):
     """Table 1's FLOPs are at 224x224: 320x320 would double them. SNet535 agrees to 0.1%."""
-    macs = model_macs(snet_at(name, 224)) / 1e6
+    macs = model_macs(small(name, 224)) / 1e6
     assert round(macs, 1) == MEASURED_MMACS[name]
     assert abs(macs / PAPER_MFLOPS[name] - 1) < 0.11
 
 
 def test_snet_costs_twice_as_much_at_the_detectors_320():
-    macs = [model_macs(snet_at("snet49", size)) for size in (224, 320)]
+    macs = [model_macs(small("snet49", size)) for size in (224, 320)]
     assert round(macs[1] / 1e6, 1) == 104.0
     assert 2.0 < macs[1] / macs[0] < (320 / 224) ** 2 + 0.01
 
 
 @pytest.mark.parametrize("name, c5_channels", [("snet49", 512), ("snet146", 528)])
 def test_c4_and_c5_taps_at_strides_16_and_32(name, c5_channels):
-    model = snet_at(name, 320)
+    model = small(name, 320)
     c4_channels = {"snet49": 120, "snet146": 264}[name]
     assert model.get_layer(C4_LAYER).output.shape[1:] == (20, 20, c4_channels)
     assert model.get_layer(C5_LAYER[name]).output.shape[1:] == (10, 10, c5_channels)
@@ -157,7 +144,8 @@ def test_features_count_is_the_derivation_for_every_backbone():
     assert (info.task, info.input_shape, info.min_size) == ("features", (320, 320, 3), 32)
     assert info.params == THUNDERNET_FEATURES_PARAMS["snet146"] == 1_500_940
     for backbone in ("snet146", "snet49"):
-        assert count_params(features(backbone)) == THUNDERNET_FEATURES_PARAMS[backbone]
+        model = small("thundernet_features", backbone=backbone)  # at 64x64
+        assert count_params(model) == THUNDERNET_FEATURES_PARAMS[backbone]
     assert THUNDERNET_FEATURES_PARAMS["snet49"] == 776_620
 
 
@@ -166,34 +154,10 @@ def test_features_output_is_245_channels_at_stride_16():
     assert model.output.shape == (None, 20, 20, 245)
     assert model.layers[-1].name == "sam_out"
     assert model.get_layer("rpn_pw_relu").output.shape[1:] == (20, 20, 256)
-    assert features("snet49").output.shape[1:] == (4, 4, 245)
+    # 64x64, a multiple of 32: C4 4x4, C5 2x2, the output at C4's size
+    assert small("thundernet_features", backbone="snet49").output.shape[1:] == (4, 4, 245)
     smallest = cnnkit.build("thundernet_features", input_shape=(32, 32, 3))
     assert smallest.output.shape[1:] == (2, 2, 245)
-
-
-def test_features_training_step_changes_every_trainable_weight():
-    model = cnnkit.build("thundernet_features", input_shape=SMALL)
-    keras.utils.set_random_seed(0)
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", run_eagerly=True)
-    before = [np.array(w) for w in model.trainable_weights]
-    loss = model.train_on_batch(rand(2, *SMALL), rand(2, 4, 4, 245, seed=1))
-    assert np.isfinite(loss)
-    assert [w.path for w, b in zip(model.trainable_weights, before)
-            if np.array_equal(np.array(w), b)] == []
-
-
-def test_features_keras_round_trip_weights_file_and_input_tensor(tmp_path):
-    model = features()
-    x = rand(2, *SMALL, seed=2)
-    model.save(tmp_path / "thundernet.keras")
-    loaded = keras.saving.load_model(tmp_path / "thundernet.keras", safe_mode=True)
-    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
-    model.save_weights(tmp_path / "thundernet.weights.h5")
-    image = keras.Input(SMALL, name="my_image")
-    again = cnnkit.build("thundernet_features", input_tensor=image,
-                         weights=str(tmp_path / "thundernet.weights.h5"))
-    assert again.inputs[0] is image
-    np.testing.assert_array_equal(to_numpy(again(x)), to_numpy(model(x)))
 
 
 # --- Invalid options ---------------------------------------------------------------------------

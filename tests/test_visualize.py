@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from cnnkit import backend, visualize
+from helpers import to_numpy
 
 layers = keras.layers
 RNG = np.random.default_rng(15)
@@ -13,10 +14,6 @@ RNG = np.random.default_rng(15)
 
 def normal(*shape):
     return RNG.normal(size=shape).astype("float32")
-
-
-def numpy(x):
-    return keras.ops.convert_to_numpy(x)
 
 
 def gap_network(shape=(7, 6, 3), maps=5, classes=4):
@@ -51,7 +48,7 @@ def test_split_at_recomposes_the_model():
     x = normal(3, 7, 6, 3)
     body, head = visualize.split_at(model, "last_conv")
     assert tuple(body.output.shape) == (None, 5, 4, 5)
-    np.testing.assert_allclose(numpy(head(body(x))), numpy(model(x)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(head(body(x))), to_numpy(model(x)), rtol=1e-5, atol=1e-5)
 
 
 def test_filters_as_images_scales_each_filter_on_its_own():
@@ -72,7 +69,7 @@ def test_feature_maps_are_the_layers_outputs():
     maps = visualize.feature_maps(model, image, ["conv", "fc"])
     assert list(maps) == ["conv", "fc"]
     np.testing.assert_allclose(maps["conv"], np.maximum(image @ w1 + b1, 0), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(maps["fc"], numpy(model(image[None]))[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(maps["fc"], to_numpy(model(image[None]))[0], rtol=1e-5, atol=1e-5)
 
 
 def test_occlusion_map_of_a_region_mean():
@@ -145,7 +142,7 @@ def test_cam_is_the_weighted_sum_of_the_last_maps():
     assert cam.shape == (5, 4)
     np.testing.assert_allclose(cam, np.einsum("hwk,k->hw", maps, w[:, 2]), rtol=1e-5, atol=1e-6)
     # Zhou et al.'s identity: the class score is the CAM's mean plus the bias.
-    np.testing.assert_allclose(cam.mean() + b[2], numpy(model(image[None]))[0, 2], rtol=1e-5)
+    np.testing.assert_allclose(cam.mean() + b[2], to_numpy(model(image[None]))[0, 2], rtol=1e-5)
     with pytest.raises(ValueError, match="last_conv reads 3 features but gap has 5 channels"):
         visualize.class_activation_map(model, image, 2, "gap", "last_conv")
 

@@ -14,7 +14,8 @@ import keras
 from cnnkit import weights as cw
 from cnnkit._keras_internals import file_utils
 
-to_numpy = keras.ops.convert_to_numpy
+from helpers import to_numpy
+
 # 40 -> 20 -> 10 -> 5 -> 3 -> 2: strided layers meet even and odd sizes. Keras's Inception and
 # Xception refuse less than 75 and 71 pixels.
 SIZES = {"inception_v3": 75, "inception_resnet_v2": 75, "xception": 71}
