@@ -18,7 +18,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from cnnkit.blocks import BN_EPSILON, conv_bn
+from cnnkit.blocks import BN_EPSILON, conv_bn, resnet_stage
 from cnnkit.models.resnet import basic_block
 from cnnkit.training import batch_loss, progress_bar
 
@@ -54,10 +54,9 @@ def cifar_resnet(n, shortcut="zero_pad", *, width=16, input_shape=(32, 32, 3), c
     inputs = keras.Input(input_shape, name="image")
     x = conv_bn(inputs, width, 3, name="conv1", epsilon=BN_EPSILON)
     for stage in range(3):
-        for b in range(n):
-            x = basic_block(x, width * 2 ** stage, strides=2 if b == 0 and stage > 0 else 1,
-                            shortcut=shortcut, name=f"conv{stage + 2}_block{b + 1}",
-                            epsilon=BN_EPSILON)
+        x = resnet_stage(x, basic_block, n, strides=2 if stage > 0 else 1,
+                         name=f"conv{stage + 2}", filters=width * 2 ** stage, shortcut=shortcut,
+                         epsilon=BN_EPSILON)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = layers.Dense(classes, activation="softmax", name="predictions")(x)
     kind = "plain" if shortcut is False else "resnet"
@@ -146,3 +145,105 @@ def train_side_by_side(models, x, y, *, batch_size=32, epochs=1, seconds=None, s
     return SideBySide(losses=losses, steps_per_epoch=steps_per_epoch, planned_steps=planned,
                       seconds=time.perf_counter() - start, stopped_early=stopped,
                       step_seconds=spent)
+
+
+def fully_convolutional(model, name=None):
+    """`model` with its dense layers turned into convolutions: the same weights, for images of
+    any size, giving a map of class scores (VGG's dense evaluation).
+
+    "Very Deep Convolutional Networks for Large-Scale Image Recognition" (Simonyan and
+    Zisserman, 2015), Section 3.2: at test time the dense layers become convolutions, "the
+    first FC layer to a 7 x 7 conv. layer, the last two FC layers to 1 x 1 conv. layers". The
+    first dense layer's kernel, (height·width·channels, units), is reshaped to a (height,
+    width, channels, units) convolution kernel: Flatten orders the values row by row, each
+    pixel's channels together, exactly as a convolution kernel does, so at the training size
+    the output is the model's.
+    Larger images give one score vector per position of that window, sliding by the network's
+    total stride. The layers before the flatten are the model's own (shared, not copied).
+    Simplified: a chain of layers only (VGG's, LeNet's), and no pooling of the score map (that
+    is `cnnkit.augment.dense_predict`'s).
+    """
+    previous = model.inputs[0]
+    inputs = keras.Input((None, None, previous.shape[-1]), name=model.layers[0].name)
+    x, window = inputs, None  # window: the (height, width) that Flatten flattened
+    for layer in model.layers[1:]:
+        try:
+            chained = layer.input is previous
+        except (AttributeError, ValueError):
+            chained = False
+        if not chained:
+            raise ValueError(f"fully_convolutional converts a chain of layers, each taking the "
+                             f"one before it; {layer.name!r} does not ({model.name}).")
+        previous = layer.output
+        if isinstance(layer, layers.Flatten):
+            window = tuple(layer.input.shape[1:3])
+            continue
+        if isinstance(layer, layers.Dense) and len(layer.input.shape) == 2:
+            kernel, *bias = layer.get_weights()
+            size = window or (1, 1)  # after the first dense layer, each position is 1x1
+            # zeros, overwritten at once: random initial weights would cost time to draw
+            conv = layers.Conv2D(layer.units, size, activation=layer.activation,
+                                 use_bias=layer.use_bias, kernel_initializer="zeros",
+                                 name=layer.name)
+            conv.build((None, None, None, kernel.shape[0] // (size[0] * size[1])))
+            conv.set_weights([kernel.reshape(*size, -1, layer.units), *bias])
+            x, window = conv(x), None
+            continue
+        x = layer(x)
+        if len(x.shape) != 4:
+            raise ValueError(f"{layer.name!r} ({type(layer).__name__}) turns the maps into "
+                             f"vectors {tuple(x.shape)}: only Flatten before dense layers can "
+                             "be converted.")
+    return keras.Model(inputs, x, name=name or f"{model.name}_fully_convolutional")
+
+
+__all__ += ["fully_convolutional"]
+
+
+# --- What RepVGG's training-time branches buy (lesson 12) ---------------------------------------
+
+from cnnkit.models.repvgg import BRANCHES, repvgg_block  # noqa: E402  (beside its users)
+
+
+def deep_repvgg(depth, branches=BRANCHES, *, width=16, input_shape=(8, 8, 1),
+                classes=10, name=None):
+    """A deep, narrow RepVGG network: `depth` RepVGG blocks of `width` filters, global average
+    pooling and a dense layer of logits; branches=("3x3",) gives the plain twin.
+
+    "RepVGG: Making VGG-style ConvNets Great Again" (Ding et al., 2021), Table 6 in small: the
+    same network trained with its 1x1 and identity branches, or as the ordinary plain network
+    (3x3 conv, BatchNorm, ReLU in every layer). Both fold with `reparameterize` into the same
+    deployed network, `depth` 3x3 convolutions with bias. Simplified: one resolution, no stride
+    (the digits are 8x8), instead of Table 2's five stages; the first block, which changes the
+    width, has no identity branch, as in the paper.
+    """
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        raise ValueError(f"depth must be a whole number of blocks >= 1; got {depth!r}.")
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    for i in range(1, depth + 1):
+        x = repvgg_block(x, width, name=f"block{i}", branches=branches)
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    outputs = layers.Dense(classes, name="predictions")(x)
+    kind = "repvgg" if len(branches) > 1 else "plain"
+    return keras.Model(inputs, outputs, name=name or f"{kind}{depth}")
+
+
+def ensemble_paths(model):
+    """How many paths lead from the input to the output of a multi-branch RepVGG network: the
+    product over its blocks of each block's number of branches (3x3, 1x1, identity).
+
+    Veit et al. ("Residual Networks Behave Like Ensembles of Relatively Shallow Networks", 2016)
+    read n residual blocks as 2^n paths; RepVGG (Ding et al., 2021, Sec. 3.2) reads n blocks of
+    three branches as an ensemble of 3^n. Here a block that changes the stride or the width has
+    no identity, so it counts 2; a plain network counts 1.
+    """
+    names = {layer.name for layer in model.layers}
+    blocks = [n.removesuffix("_3x3_conv") for n in names if n.endswith("_3x3_conv")]
+    if not blocks:
+        raise ValueError(f"{model.name} has no RepVGG blocks (no '..._3x3_conv' layers).")
+    return math.prod(1 + (f"{b}_1x1_conv" in names) + (f"{b}_identity_bn" in names)
+                     for b in blocks)
+
+
+__all__ += ["deep_repvgg", "ensemble_paths"]
