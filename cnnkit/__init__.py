@@ -10,6 +10,7 @@ TensorFlow) is not installed, importing cnnkit chooses JAX, else PyTorch, and sa
 """
 
 import importlib as _importlib
+import importlib.abc  # noqa: F401  (the alias below)
 import importlib.util  # noqa: F401  (find_spec)
 import os as _os
 import sys as _sys
@@ -47,12 +48,47 @@ def _choose_backend():
 
 _choose_backend()
 
+# What only the lessons use lives in cnnkit.course (profiles, plots, training, experiments,
+# guidelines, optimviz, exercises, setup_cell, distribute, nas and the graders). The lessons and
+# learners' own notebooks import it by its old, shorter names (`from cnnkit.training import
+# progress`, `from cnnkit import grading`): each old name is the very module in cnnkit.course,
+# so a grader, a registered layer or a monkeypatch is never loaded twice.
+MOVED_TO_COURSE = ("profiles", "plots", "training", "experiments", "guidelines", "optimviz",
+                   "exercises", "setup_cell", "distribute", "nas", "grading")
+
+
+class _CourseAlias(_importlib.abc.MetaPathFinder, _importlib.abc.Loader):
+    """Imports `cnnkit.<old>[.sub]` as the module `cnnkit.course.<old>[.sub]` itself."""
+
+    @staticmethod
+    def _new_name(fullname):
+        parts = fullname.split(".")
+        if len(parts) > 1 and parts[0] == "cnnkit" and parts[1] in MOVED_TO_COURSE:
+            return "cnnkit.course." + ".".join(parts[1:])
+        return None
+
+    def find_spec(self, fullname, path=None, target=None):
+        if self._new_name(fullname) is None:
+            return None
+        return _importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        module = _importlib.import_module(self._new_name(spec.name))
+        self._spec = module.__spec__  # the import system sets the alias's spec; put it back
+        return module
+
+    def exec_module(self, module):
+        module.__spec__ = self._spec
+
+
+_sys.meta_path.insert(0, _CourseAlias())
+
 __version__ = "0.1.0"
 
 _LAZY = {"analysis", "boxes", "data", "exercises", "grading", "plots", "segmentation", "training",
          "transfer", "weights"}
 _EAGER = {"build": "registry", "list_models": "registry", "list_families": "registry",
-          "model_info": "registry", "profile": "profiles", "Profile": "profiles",
+          "model_info": "registry", "profile": "course.profiles", "Profile": "course.profiles",
           "layers": None, "models": None, "optimizers": None, "augment": None}
 
 __all__ = ["build", "list_models", "list_families", "model_info", "profile", "Profile",
@@ -77,7 +113,8 @@ if _sys.argv[:1] != ["-m"]:
 
 def __getattr__(name):
     if name in _LAZY:
-        return _importlib.import_module(f"cnnkit.{name}")
+        return _importlib.import_module(
+            f"cnnkit.course.{name}" if name in MOVED_TO_COURSE else f"cnnkit.{name}")
     if name in _EAGER:
         _load()
         return globals()[name]

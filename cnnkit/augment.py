@@ -31,7 +31,7 @@ Zisserman, 2015, Sections 3.1 and 3.2) trains with scale jittering, `ScaleJitter
 rescaled so that its smaller side is a random S in [256, 512], then a random 224 x 224 crop;
 and tests at several scales Q (`rescale`), either on a grid of crops (`multi_crop_predict`) or
 densely, the whole image through the network whose dense layers became convolutions
-(`dense_predict`, with `cnnkit.experiments.fully_convolutional`).
+(`dense_predict`, with `cnnkit.course.experiments.fully_convolutional`).
 """
 
 import numpy as np
@@ -426,7 +426,7 @@ def with_augmentation(model, augmentation, input_shape=None, name=None):
 
 def augmented_samples(augmentation, image, n=8):
     """`n` augmented versions of one image, (n, height, width, channels), for a grid
-    (cnnkit.plots.plot_images)."""
+    (cnnkit.course.plots.plot_images)."""
     batch = np.repeat(np.asarray(image)[None], n, axis=0)
     return keras.ops.convert_to_numpy(augmentation(batch, training=True))
 
@@ -711,7 +711,7 @@ def dense_predict(model, images, scales, flip=False, batch_size=256):
     VGG's dense evaluation ("Very Deep Convolutional Networks for Large-Scale Image
     Recognition", Simonyan and Zisserman, 2015, Section 3.2): the whole uncropped image,
     rescaled to each smaller side Q, goes through the network whose dense layers became
-    convolutions (`cnnkit.experiments.fully_convolutional`), and "the class score map is
+    convolutions (`cnnkit.course.experiments.fully_convolutional`), and "the class score map is
     spatially averaged". Outputs without positions (batch, classes) are taken as they are.
     """
     total, count = 0.0, 0

@@ -138,7 +138,7 @@ def bench(name: str, *, batch: int = 32, steps: int = 10, warmup: int = 2, mode:
     `options` go to `cnnkit.build` (e.g. {"alpha": 0.5})."""
     import cnnkit
     from cnnkit.analysis import model_macs
-    from cnnkit.training import progress_bar
+    from cnnkit.course.training import progress_bar
 
     _check_precision(precision)
     if mode not in FORWARD_PASSES:

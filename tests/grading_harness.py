@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from cnnkit import grading
+from cnnkit.course import grading
 
 PASS = "✅ PASS"
 

@@ -1,6 +1,6 @@
-"""cnnkit.distribute: N replicas compute what one device computes, on two virtual CPU devices.
+"""cnnkit.course.distribute: N replicas compute what one device computes, on two virtual CPU devices.
 
-Each engine runs in a process of its own (`python -m cnnkit.distribute`), which makes its virtual
+Each engine runs in a process of its own (`python -m cnnkit.course.distribute`), which makes its virtual
 devices before the backend starts, so these tests never depend on the devices of the test
 process. The JAX tests need JAX (the no-TensorFlow environment); the TensorFlow ones TensorFlow.
 """
@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from cnnkit import distribute
+from cnnkit.course import distribute
 
 import requires
 
@@ -32,7 +32,7 @@ def test_engines_and_the_command_a_learner_reruns():
     with pytest.raises(ValueError, match="engine must be one of jax, tensorflow; got 'torch'"):
         distribute.engine_missing("torch")
     assert distribute.command("data-parallel", "jax", 4, epochs=3) == [
-        sys.executable, "-m", "cnnkit.distribute", "data-parallel", "--engine", "jax",
+        sys.executable, "-m", "cnnkit.course.distribute", "data-parallel", "--engine", "jax",
         "--devices", "4", "--options", '{"epochs": 3}']
 
 

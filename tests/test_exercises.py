@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cnnkit.exercises import generate, make_exercise
+from cnnkit.course.exercises import generate, make_exercise
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
@@ -23,7 +23,7 @@ def test_every_lesson_with_a_solution_has_its_exercise_and_nothing_else():
 
 def test_exercises_equal_what_the_generator_writes_now():
     stale = generate(ROOT / "solutions", ROOT / "exercises", check=True)
-    assert stale == [], "run `python -m cnnkit.exercises` and commit exercises/"
+    assert stale == [], "run `python -m cnnkit.course.exercises` and commit exercises/"
 
 
 def grader_cells(nb):

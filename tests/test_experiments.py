@@ -1,11 +1,11 @@
-"""cnnkit.experiments: the paper's CIFAR-10 networks, and models trained side by side."""
+"""cnnkit.course.experiments: the paper's CIFAR-10 networks, and models trained side by side."""
 
 import numpy as np
 import pytest
 
 import keras
 from cnnkit.analysis import count_params
-from cnnkit.experiments import cifar_resnet, train_side_by_side
+from cnnkit.course.experiments import cifar_resnet, train_side_by_side
 
 
 def cifar_params(n, width=16, channels=3, classes=10):
@@ -64,7 +64,7 @@ class Recorder:
     def __init__(self, loss=1.0, sleep=0.0):
         self.batches, self.loss, self.sleep = [], loss, sleep
 
-    def reset_metrics(self):  # cnnkit.training.batch_loss resets before every step
+    def reset_metrics(self):  # cnnkit.course.training.batch_loss resets before every step
         self.resets = getattr(self, "resets", 0) + 1
 
     def train_on_batch(self, x, y):
@@ -179,7 +179,7 @@ def test_progress_stops_where_the_time_budget_stops(monkeypatch, capsys):
 
 
 def test_lesson_15s_gap_net_has_the_layers_cam_reads():
-    from cnnkit.experiments import small_gap_net
+    from cnnkit.course.experiments import small_gap_net
 
     net = small_gap_net((40, 40, 1), 10, "gap_net")
     # conv1 5*5*1*16+16, conv2 3*3*16*32+32, conv3 3*3*32*64+64, fc 64*10+10

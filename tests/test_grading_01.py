@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from cnnkit import grading
+from cnnkit.course import grading
 
 from grading_harness import Table, assert_verdict, verdict_cases
 

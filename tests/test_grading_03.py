@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from cnnkit import grading
-from cnnkit.grading.optimizers import keras_momentum, keras_rmsprop
+from cnnkit.course import grading
+from cnnkit.course.grading.optimizers import keras_momentum, keras_rmsprop
 
 from grading_harness import Table, assert_verdict, verdict_cases
 
@@ -151,7 +151,7 @@ def rmsprop_exit(w, g, mean_square, learning_rate, rho, epsilon):
 
 def race(optimizer, steps=grading.optimizers.RACE_STEPS):
     """The optimizer after its run, and f along its path (float64)."""
-    from cnnkit.optimviz import rosenbrock, trajectory
+    from cnnkit.course.optimviz import rosenbrock, trajectory
 
     path = trajectory(optimizer, steps).astype("float64")
     return optimizer, rosenbrock(path[:, 0], path[:, 1])

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from keras import layers
 
-from cnnkit import grading, transfer
+from cnnkit import transfer
+
+from cnnkit.course import grading
 
 from grading_harness import Table, assert_verdict, verdict_cases
 

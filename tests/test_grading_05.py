@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from cnnkit import grading
+from cnnkit.course import grading
 from cnnkit.augment import PCAColorAugmentation, ten_crop
 
 from grading_harness import Table, assert_verdict, verdict_cases

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from cnnkit import grading
+from cnnkit.course import grading
 from cnnkit.models.resnet import basic_block
 from grading_harness import Table, assert_verdict, verdict_cases
 

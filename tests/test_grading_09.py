@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from cnnkit import grading
-from cnnkit.grading.dense_connections import _reference_dense_layer_params
+from cnnkit.course import grading
+from cnnkit.course.grading.dense_connections import _reference_dense_layer_params
 from grading_harness import Table, assert_verdict, verdict_cases
 
 

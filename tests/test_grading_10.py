@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from cnnkit import grading
-from cnnkit.grading.channel_attention import _reference_sk_select
+from cnnkit.course import grading
+from cnnkit.course.grading.channel_attention import _reference_sk_select
 from grading_harness import Table, assert_verdict, verdict_cases
 
 

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from cnnkit import grading
+from cnnkit.course import grading
 from cnnkit.models.repvgg import fuse_bn, identity_kernel, pad_1x1_to_3x3
 
 from grading_harness import Table, assert_verdict, verdict_cases

@@ -7,7 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from cnnkit import grading, segmentation
+from cnnkit import segmentation
+
+from cnnkit.course import grading
 
 from grading_harness import Table, assert_verdict, verdict_cases
 

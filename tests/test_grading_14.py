@@ -7,7 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from cnnkit import boxes, detection, grading
+from cnnkit import boxes, detection
+
+from cnnkit.course import grading
 
 from grading_harness import Table, assert_verdict, verdict_cases
 
@@ -581,7 +583,7 @@ TABLES += [
 
 def test_voc_reference_of_the_grader_is_the_kits():
     """The grader's float64 reference agrees with cnnkit.detection on its own cases."""
-    from cnnkit.grading.detection_blocks import _ap_cases, _pr_cases, _voc_ap, _voc_curve
+    from cnnkit.course.grading.detection_blocks import _ap_cases, _pr_cases, _voc_ap, _voc_curve
 
     for found, scores, truths, threshold in grading.detection_blocks._pr_cases():
         want = _voc_curve(found, scores, truths, threshold)

@@ -8,7 +8,9 @@ import keras
 import numpy as np
 import pytest
 
-from cnnkit import grading, visualize
+from cnnkit import visualize
+
+from cnnkit.course import grading
 from cnnkit.backend import gradient
 
 from grading_harness import Table, assert_verdict, verdict_cases

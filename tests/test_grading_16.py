@@ -7,7 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from cnnkit import fast_training, grading
+from cnnkit import fast_training
+
+from cnnkit.course import grading
 
 from grading_harness import Table, assert_verdict, verdict_cases
 

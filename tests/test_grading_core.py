@@ -5,8 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from cnnkit import grading
-from cnnkit.grading import core
+from cnnkit.course import grading
+from cnnkit.course.grading import core
 
 
 def check_double(double):

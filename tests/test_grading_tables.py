@@ -3,7 +3,7 @@
 import importlib
 from pathlib import Path
 
-from cnnkit import grading
+from cnnkit.course import grading
 
 LESSON_FILES = sorted(p.stem for p in Path(__file__).parent.glob("test_grading_[0-9][0-9].py"))
 

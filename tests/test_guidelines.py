@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from cnnkit import analysis, guidelines
+from cnnkit import analysis
+
+from cnnkit.course import guidelines
 
 SIDE = 4
 

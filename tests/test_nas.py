@@ -1,12 +1,14 @@
-"""cnnkit.nas: the toy architecture search of lesson 11 (NASNet-style cells, regularized
+"""cnnkit.course.nas: the toy architecture search of lesson 11 (NASNet-style cells, regularized
 evolution against random search)."""
 
 import keras
 import numpy as np
 import pytest
 
-from cnnkit import analysis, nas
-from cnnkit.nas import Architecture, Block
+from cnnkit import analysis
+
+from cnnkit.course import nas
+from cnnkit.course.nas import Architecture, Block
 
 # Every op appears once: conv3x3, identity, sepconv3x3, maxpool3x3 in the Normal cell;
 # conv3x3, maxpool3x3, identity, avgpool3x3 in the Reduction cell.

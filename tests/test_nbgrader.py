@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from cnnkit.exercises import BEGIN, END
+from cnnkit.course.exercises import BEGIN, END
 
 pytest.importorskip("nbgrader", reason="nbgrader is in the test extra: pip install -e '.[test]'")
 

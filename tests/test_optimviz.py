@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 
-from cnnkit.optimviz import plot_trajectories  # noqa: E402
+from cnnkit.course.optimviz import plot_trajectories  # noqa: E402
 
 
 def bowl(x, y):

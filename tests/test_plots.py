@@ -10,7 +10,7 @@ import struct  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from cnnkit import plots  # noqa: E402
+from cnnkit.course import plots  # noqa: E402
 
 
 def test_image_grid_titles_come_from_class_names():

@@ -3,7 +3,7 @@
 import pytest
 
 import cnnkit
-from cnnkit.profiles import PROFILES
+from cnnkit.course.profiles import PROFILES
 
 
 @pytest.mark.parametrize("name", ["smoke", "cpu", "gpu"])
@@ -38,7 +38,7 @@ def test_unknown_profile_says_which_exist(monkeypatch):
 @pytest.mark.parametrize("gpu, expected", [(True, "gpu"), (False, "cpu")])
 def test_without_the_variable_the_hardware_decides(gpu, expected, monkeypatch):
     monkeypatch.delenv("CNNKIT_PROFILE", raising=False)
-    monkeypatch.setattr(cnnkit.profiles, "gpu_available", lambda: gpu)
+    monkeypatch.setattr(cnnkit.course.profiles, "gpu_available", lambda: gpu)
     p = cnnkit.profile()
     assert p.name == expected
     assert "CNNKIT_PROFILE unset" in p.source
@@ -55,12 +55,12 @@ def test_the_profile_names_the_backend_and_its_devices(monkeypatch):
     import keras
 
     monkeypatch.setenv("CNNKIT_PROFILE", "smoke")
-    monkeypatch.setattr(cnnkit.profiles, "devices", lambda: ["gpu:0", "gpu:1", "cpu:0"])
+    monkeypatch.setattr(cnnkit.course.profiles, "devices", lambda: ["gpu:0", "gpu:1", "cpu:0"])
     p = cnnkit.profile()
     assert p.device == f"{keras.backend.backend()} backend on gpu:0, gpu:1, cpu:0"
     assert str(p).endswith(f"budget 60 s per notebook; {p.device}")
-    assert cnnkit.profiles.gpu_available()
+    assert cnnkit.course.profiles.gpu_available()
 
 
 def test_devices_lists_at_least_the_cpu():
-    assert cnnkit.profiles.devices()[-1] == "cpu:0"
+    assert cnnkit.course.profiles.devices()[-1] == "cpu:0"

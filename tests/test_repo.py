@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnkit import setup_cell
+from cnnkit.course import setup_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -100,7 +100,7 @@ MAX_NOTEBOOK_BYTES, MAX_STORED_BYTES = 1_500_000, 15_000_000
 
 
 def draws(path):
-    """Whether a notebook makes a figure: matplotlib, or one of cnnkit.plots' plot_ functions."""
+    """Whether a notebook makes a figure: matplotlib, or one of cnnkit.course.plots' plot_ functions."""
     return any(re.search(r"\bplt\.|\bplot_\w+\(", source(c))
                for c in cells(path) if c["cell_type"] == "code")
 
@@ -188,7 +188,7 @@ def test_tensorflow_is_imported_only_by_cnnkit_data_and_the_backend_switch():
     # cnnkit/data/: classification.py only on its online path (tf.data, tensorflow-datasets) and
     # segmentation.py only inside its Oxford-IIIT Pet loader (masks, which classification.py's
     # image-label loader drops), so its metric and generated shapes need no TensorFlow;
-    # cnnkit/distribute.py only in the parts that run on tf.distribute (engine "tensorflow");
+    # cnnkit/course/distribute.py only in the parts that run on tf.distribute (engine "tensorflow");
     # cnnkit/bench.py only to ask a TensorFlow backend for its GPU's name (the peak table's key).
-    assert importers == ["cnnkit/backend.py", "cnnkit/bench.py", "cnnkit/data/classification.py",
-                         "cnnkit/data/segmentation.py", "cnnkit/distribute.py"]
+    assert importers == ["cnnkit/backend.py", "cnnkit/bench.py", "cnnkit/course/distribute.py",
+                         "cnnkit/data/classification.py", "cnnkit/data/segmentation.py"]

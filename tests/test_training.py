@@ -1,10 +1,10 @@
-"""cnnkit.training: a step's own loss on every Keras 3, and the callbacks that count and time."""
+"""cnnkit.course.training: a step's own loss on every Keras 3, and the callbacks that count and time."""
 
 import keras
 import pytest
 import numpy as np
 
-from cnnkit.training import BatchCounter, batch_loss
+from cnnkit.course.training import BatchCounter, batch_loss
 
 
 def small_model():
@@ -41,7 +41,7 @@ def test_batch_counter_counts_the_partial_batch():
 
 
 def test_progress_is_the_live_bar_unless_outputs_are_kept(monkeypatch):
-    from cnnkit.training import progress, progress_bar
+    from cnnkit.course.training import progress, progress_bar
 
     monkeypatch.delenv("CNNKIT_PROGRESS", raising=False)
     assert progress() == 1 and progress_bar(5).verbose == 1
@@ -53,7 +53,7 @@ def test_progress_is_the_live_bar_unless_outputs_are_kept(monkeypatch):
 
 
 def test_fit_with_progress_prints_one_line_per_epoch(monkeypatch, capsys):
-    from cnnkit.training import progress
+    from cnnkit.course.training import progress
 
     monkeypatch.setenv("CNNKIT_PROGRESS", "lines")
     rng = np.random.default_rng(1)
@@ -67,7 +67,7 @@ def test_fit_with_progress_prints_one_line_per_epoch(monkeypatch, capsys):
 
 
 def test_accuracy_counts_the_rows_whose_top_output_is_the_label():
-    from cnnkit.training import accuracy
+    from cnnkit.course.training import accuracy
 
     rng = np.random.default_rng(2)
     x = rng.normal(size=(300, 4)).astype("float32")

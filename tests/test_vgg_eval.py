@@ -11,7 +11,7 @@ from keras import layers
 import requires
 from cnnkit import augment
 from cnnkit.augment import ScaleJitter
-from cnnkit.experiments import fully_convolutional
+from cnnkit.course.experiments import fully_convolutional
 from cnnkit.models.vgg import VGG_CONFIGS, vgg
 
 to_numpy = keras.ops.convert_to_numpy

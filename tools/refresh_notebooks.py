@@ -14,7 +14,7 @@ Each notebook runs twice, offline, on the backend of this environment:
   notebook's metadata (`cnnkit`), with the seconds it took and the cells that took over 10 s.
 Solution cells (`### BEGIN SOLUTION`) and grader cells (`grading.check_...`) get nbgrader's
 metadata, so instructors can run nbgrader on solutions/. Every notebook's first code cell and Colab
-badge are rewritten from cnnkit.setup_cell and pyproject.toml's Repository first.
+badge are rewritten from cnnkit.course.setup_cell and pyproject.toml's Repository first.
 """
 
 import argparse
@@ -35,8 +35,8 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cnnkit import setup_cell  # noqa: E402
-from cnnkit.exercises import BEGIN, generate  # noqa: E402
+from cnnkit.course import setup_cell  # noqa: E402
+from cnnkit.course.exercises import BEGIN, generate  # noqa: E402
 
 CHECK = "nbval-check-output"  # nbval's cell tag: compare this cell's output
 

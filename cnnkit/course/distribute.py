@@ -12,7 +12,7 @@ here).
 Keras has all of the engines; this module adds only what it lacks for a course on one CPU:
 - virtual devices. A backend fixes its device list when it first uses a device, and a lesson's
   set-up cell has done so already. So each multi-device part runs as a script in a process of
-  its own, `python -m cnnkit.distribute PART --engine jax --devices 2`, which first makes N
+  its own, `python -m cnnkit.course.distribute PART --engine jax --devices 2`, which first makes N
   virtual CPU devices (XLA's `--xla_force_host_platform_device_count` for JAX, logical devices
   for TensorFlow) and then prints the devices it uses. A learner can read and rerun that command
   in a shell; `launch` runs it from a notebook and returns what it measured.
@@ -89,7 +89,7 @@ def _devices(engine, n):
         if len(found) >= n:
             return [d.lower() for d in found[:n]]
     raise RuntimeError(f"{engine} sees fewer than {n} devices of one kind; run this part with "
-                       f"`python -m cnnkit.distribute PART --engine {engine} --devices {n}`, "
+                       f"`python -m cnnkit.course.distribute PART --engine {engine} --devices {n}`, "
                        "which makes virtual CPU devices first.")
 
 
@@ -110,7 +110,7 @@ def _train(model, x, y, global_batch, epochs, learning_rate, verbose=0):
     seconds of every epoch (the first includes compiling)."""
     import keras
 
-    from cnnkit.training import BatchCounter, EpochTimer
+    from cnnkit.course.training import BatchCounter, EpochTimer
 
     losses = []
 
@@ -261,14 +261,14 @@ def multi_worker(engine, devices, x, y, process_id, processes, address, global_b
 
 PARTS = {"data-parallel": data_parallel, "model-parallel": model_parallel,
          "multi-worker": multi_worker}
-"""The parts `python -m cnnkit.distribute PART` runs, by name."""
+"""The parts `python -m cnnkit.course.distribute PART` runs, by name."""
 
 
 # --- running a part in a process of its own ----------------------------------------------------
 
 def command(part, engine, devices=2, **options) -> list[str]:
     """The command line that runs `part` on `devices` virtual devices of `engine`."""
-    line = [sys.executable, "-m", "cnnkit.distribute", part, "--engine", engine,
+    line = [sys.executable, "-m", "cnnkit.course.distribute", part, "--engine", engine,
             "--devices", str(devices)]
     return line + (["--options", json.dumps(options)] if options else [])
 
@@ -355,7 +355,7 @@ def launch_workers(part, engine, processes=2, data=None, **options) -> list[dict
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m cnnkit.distribute", description=__doc__.split(
+    parser = argparse.ArgumentParser(prog="python -m cnnkit.course.distribute", description=__doc__.split(
         "\n")[0])
     parser.add_argument("part", choices=sorted(PARTS))
     parser.add_argument("--engine", choices=sorted(ENGINES), required=True)

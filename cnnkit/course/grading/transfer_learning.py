@@ -11,7 +11,7 @@ __all__ = ["check_freeze_all_but_last", "check_fold_bias_into_bn", "check_new_cl
 
 def _transfer_models():
     """Small real models for the transfer graders: LeNet-5 (no BatchNorm) and ResNet-8 (BN)."""
-    from cnnkit.experiments import cifar_resnet
+    from cnnkit.course.experiments import cifar_resnet
     from cnnkit.registry import build
 
     return [build("lenet5"), cifar_resnet(1, input_shape=(12, 12, 3), classes=4)]
@@ -190,7 +190,7 @@ def check_new_classifier(new_classifier):
     import keras
 
     from cnnkit import transfer
-    from cnnkit.experiments import cifar_resnet
+    from cnnkit.course.experiments import cifar_resnet
 
     def run():
         rng = np.random.default_rng(41)

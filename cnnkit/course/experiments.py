@@ -20,7 +20,7 @@ from keras import layers
 
 from cnnkit.blocks import BN_EPSILON, conv_bn, resnet_stage
 from cnnkit.models.resnet import basic_block
-from cnnkit.training import batch_loss, progress_bar
+from cnnkit.course.training import batch_loss, progress_bar
 
 __all__ = ["cifar_resnet", "small_gap_net", "train_side_by_side", "SideBySide"]
 

@@ -34,7 +34,7 @@ from keras import layers
 
 from cnnkit.analysis import count_params, model_macs
 from cnnkit.blocks import BN_EPSILON, BN_MOMENTUM, conv_bn
-from cnnkit.training import accuracy, progress_bar
+from cnnkit.course.training import accuracy, progress_bar
 
 __all__ = ["OPS", "WIDTHS", "REPEATS", "BLOCKS", "Block", "Architecture", "Candidate",
            "build_model", "space_size", "sample_architecture", "mutate", "digits_splits",

@@ -169,7 +169,7 @@ def check_race(report):
 
     import keras
 
-    from cnnkit.optimviz import rosenbrock, trajectory
+    from cnnkit.course.optimviz import rosenbrock, trajectory
 
     def run():
         expect(report is not None, "not implemented yet: replace `raise NotImplementedError()` "

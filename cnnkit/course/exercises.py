@@ -8,8 +8,8 @@ answer becomes "YOUR ANSWER HERE". Checks an instructor keeps from students go b
 markers included, as nbgrader's release does, and nbgrader's autograder runs them. Outputs are
 dropped, since a learner has not run anything yet.
 
-    python -m cnnkit.exercises            # rewrite exercises/ from solutions/
-    python -m cnnkit.exercises --check    # exit 1 if exercises/ is out of date
+    python -m cnnkit.course.exercises            # rewrite exercises/ from solutions/
+    python -m cnnkit.course.exercises --check    # exit 1 if exercises/ is out of date
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def generate(solutions_dir="solutions", exercises_dir="exercises", check=False) 
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m cnnkit.exercises", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m cnnkit.course.exercises", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--solutions", default="solutions")
     parser.add_argument("--exercises", default="exercises")
