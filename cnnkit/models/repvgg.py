@@ -29,18 +29,17 @@ Layer names: block i of stage n is `stage{n}_block{i}` with `_3x3_conv`, `_3x3_b
 output is its last block's `_relu`, at stride 2**n, in both forms.
 """
 
-import functools
-
 import keras
 import numpy as np
 from keras import layers
 
 from cnnkit.blocks import BN_EPSILON, BN_MOMENTUM, classifier, conv_bn
-from cnnkit.registry import register
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["REPVGG_CONFIGS", "repvgg", "repvgg_block", "reparameterize", "fuse_bn",
-           "pad_1x1_to_3x3", "identity_kernel"]
+           "pad_1x1_to_3x3", "identity_kernel", "repvgg_a0", "repvgg_a1", "repvgg_a2",
+           "repvgg_b0", "repvgg_b1"]
 
 BASE_WIDTHS = (64, 128, 256, 512)  # stages 2-5 before the multipliers a, a, a, b
 DEPTHS = {"A": (1, 2, 4, 14, 1), "B": (1, 4, 6, 16, 1)}
@@ -55,12 +54,20 @@ REPVGG_CONFIGS = {
 }
 
 
-def repvgg_block(x, filters, *, name, strides=1, deploy=False):
+BRANCHES = ("3x3", "1x1", "identity")
+
+
+def repvgg_block(x, filters, *, name, strides=1, deploy=False, branches=BRANCHES):
     """One RepVGG layer: 3x3 conv+BN + 1x1 conv+BN (+ identity BN), summed, then ReLU.
 
     The identity branch exists only where the block keeps the shape (stride 1, same channels).
     deploy=True builds what the block folds into: one 3x3 convolution with bias, then ReLU.
+    `branches` leaves branches out as the paper's ablation does (Table 6): ("3x3",) is the
+    ordinary plain layer, 3x3 conv+BN+ReLU, which folds into the same deployed layer.
     """
+    if "3x3" not in branches or not set(branches) <= set(BRANCHES):
+        raise ValueError(f"branches must hold '3x3' and any of '1x1', 'identity'; "
+                         f"got {branches!r}.")
     shortcut = x
     if strides == 2:
         # PyTorch pads 1 on every side; Keras's "same" would pad only bottom/right on even sizes
@@ -70,15 +77,16 @@ def repvgg_block(x, filters, *, name, strides=1, deploy=False):
     if deploy:
         x = layers.Conv2D(filters, 3, strides=strides, padding=padding, name=f"{name}_conv")(x)
         return layers.Activation("relu", name=f"{name}_relu")(x)
-    branches = [
-        conv_bn(x, filters, 3, strides=strides, padding=padding, activation=None,
-                name=f"{name}_3x3"),
-        conv_bn(shortcut, filters, 1, strides=strides, activation=None, name=f"{name}_1x1"),
-    ]
-    if strides == 1 and shortcut.shape[-1] == filters:
-        branches.append(layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
-                                                  name=f"{name}_identity_bn")(shortcut))
-    x = layers.Add(name=f"{name}_add")(branches)
+    outputs = [conv_bn(x, filters, 3, strides=strides, padding=padding, activation=None,
+                       name=f"{name}_3x3")]
+    if "1x1" in branches:
+        outputs.append(conv_bn(shortcut, filters, 1, strides=strides, activation=None,
+                               name=f"{name}_1x1"))
+    if "identity" in branches and strides == 1 and shortcut.shape[-1] == filters:
+        outputs.append(layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
+                                                 name=f"{name}_identity_bn")(shortcut))
+    # Keras's Add refuses a single input: a 3x3-only layer has nothing to add
+    x = layers.Add(name=f"{name}_add")(outputs) if len(outputs) > 1 else outputs[0]
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
@@ -161,10 +169,12 @@ def _fold_block(model, name):
         bn = model.get_layer(bn)
         return fuse_bn(model.get_layer(conv).get_weights()[0], bn.get_weights(), bn.epsilon)
 
+    present = {layer.name for layer in model.layers}  # a block may lack branches (Table 6)
     kernel, bias = branch(f"{name}_3x3_conv", f"{name}_3x3_bn")
-    kernel_1x1, bias_1x1 = branch(f"{name}_1x1_conv", f"{name}_1x1_bn")
-    kernel, bias = kernel + pad_1x1_to_3x3(kernel_1x1), bias + bias_1x1
-    if any(layer.name == f"{name}_identity_bn" for layer in model.layers):
+    if f"{name}_1x1_conv" in present:
+        kernel_1x1, bias_1x1 = branch(f"{name}_1x1_conv", f"{name}_1x1_bn")
+        kernel, bias = kernel + pad_1x1_to_3x3(kernel_1x1), bias + bias_1x1
+    if f"{name}_identity_bn" in present:
         bn = model.get_layer(f"{name}_identity_bn")
         kernel_id, bias_id = fuse_bn(identity_kernel(kernel.shape[-1]), bn.get_weights(),
                                      bn.epsilon)
@@ -202,8 +212,18 @@ def reparameterize(model):
     return deployed
 
 
-for _name, (_depths, _a, _b, _params, _deployed) in REPVGG_CONFIGS.items():
-    register(_name, family="repvgg", paper="RepVGG: Making VGG-style ConvNets Great Again",
-             year=2021, input_shape=(224, 224, 3), min_size=1, params=_params,
-             params_source=f"timm {_name} (training-time); deployed: {_deployed:,}",
-             )(functools.partial(repvgg, _name))
+def _info(config):
+    """What the registry reads from `config`'s row of REPVGG_CONFIGS; the taps are Table 2's five
+    stages, each ending with its last block."""
+    depths, _, _, params, _ = REPVGG_CONFIGS[config]
+    return dict(family="repvgg", paper="RepVGG: Making VGG-style ConvNets Great Again", year=2021,
+                input_shape=(224, 224, 3), min_size=1, params=params,
+                taps=tuple(Tap(f"stage{s}", f"stage{s}_block{n}_relu", 2 ** s)
+                           for s, n in enumerate(DEPTHS[depths], start=1)))
+
+
+repvgg_a0 = register("repvgg_a0", repvgg, "repvgg_a0", **_info("repvgg_a0"))
+repvgg_a1 = register("repvgg_a1", repvgg, "repvgg_a1", **_info("repvgg_a1"))
+repvgg_a2 = register("repvgg_a2", repvgg, "repvgg_a2", **_info("repvgg_a2"))
+repvgg_b0 = register("repvgg_b0", repvgg, "repvgg_b0", **_info("repvgg_b0"))
+repvgg_b1 = register("repvgg_b1", repvgg, "repvgg_b1", **_info("repvgg_b1"))
