@@ -68,6 +68,14 @@ def _pair(name, value):
     return int(pair[0]), int(pair[1])
 
 
+def _known_size(layer, images):
+    """The height and width of `images`, which a cropping layer needs to know when it is built."""
+    height, width = images.shape[-3], images.shape[-2]
+    if height is None or width is None:
+        raise ValueError(f"{layer.name} needs images of a known size; got {images.shape}.")
+    return height, width
+
+
 def _factor(name, value, limit, meaning):
     """A Keras factor: a positive number f (changes in [-f, f]) or a (low, high) pair."""
     if value is None:
@@ -185,9 +193,7 @@ class PerImageRandomCrop(_DataLayer):
     def call(self, images, training=True):
         ops = self.backend
         images = ops.cast(images, self.compute_dtype)
-        height, width = images.shape[-3], images.shape[-2]
-        if height is None or width is None:
-            raise ValueError(f"{self.name} needs images of a known size; got {images.shape}.")
+        height, width = _known_size(self, images)
         if self.height > height or self.width > width:
             raise ValueError(f"{self.name} crops {(self.height, self.width)} patches out of "
                              f"{(height, width)} images: resize them first, or crop less.")
@@ -611,9 +617,7 @@ class ScaleJitter(_DataLayer):
     def call(self, images, training=True):
         ops = self.backend
         images = ops.cast(images, self.compute_dtype)
-        height, width = images.shape[-3], images.shape[-2]
-        if height is None or width is None:
-            raise ValueError(f"{self.name} needs images of a known size; got {images.shape}.")
+        height, width = _known_size(self, images)
         single = len(images.shape) == 3
         if single:
             images = ops.numpy.expand_dims(images, 0)
