@@ -6,7 +6,7 @@ than fixtures in conftest.py: the tests call these with arguments inside paramet
 and the root conftest.py is also loaded by nbval for the notebooks.
 """
 
-import functools
+import sys
 
 import numpy as np
 
@@ -16,17 +16,24 @@ import keras
 to_numpy = keras.ops.convert_to_numpy  # works for every backend's tensors, on any device
 
 
-@functools.cache
+_BUILT = {}
+
+
 def small(name, size=64, **options):
     """Registered model `name` at size x size (with its registry channels) and `options`,
-    built once per process: its layers and weights do not depend on the size.
+    built once per test file: its layers and weights do not depend on the size.
 
-    Every test that asks for the same name, size and options gets the same model, in any
-    file: a test that changes its weights (tests/test_senet.py, test_shufflenet.py) must only
-    change what no other test reads.
+    The cache is kept per calling module, so a test that changes a model's weights
+    (tests/test_senet.py, test_shufflenet.py) can reach only its own file's tests, which run
+    on one worker in file order; another file never receives a model whose weights depend on
+    which files that worker ran before.
     """
-    channels = cnnkit.model_info(name).input_shape[2]
-    return cnnkit.build(name, input_shape=(size, size, channels), **options)
+    owner = sys._getframe(1).f_globals.get("__name__")  # the test file (through a partial too)
+    key = (owner, name, size, tuple(sorted(options.items())))
+    if key not in _BUILT:
+        channels = cnnkit.model_info(name).input_shape[2]
+        _BUILT[key] = cnnkit.build(name, input_shape=(size, size, channels), **options)
+    return _BUILT[key]
 
 
 def unchanged_after_one_step(model, x, targets, loss):
