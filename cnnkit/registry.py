@@ -110,6 +110,7 @@ def _bind(name, builder, args):
     bound = ", ".join(map(repr, args))
     variant.__doc__ = (f"{name}: `{builder.__name__}({bound}, ...)`.\n\n"
                        + inspect.cleandoc(builder.__doc__ or ""))
+    variant.func, variant.args = builder, args  # as functools.partial names them
     return variant
 
 

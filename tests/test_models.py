@@ -14,7 +14,6 @@ builder (SAME_BUILDER_AS).
 """
 
 import dataclasses
-import functools
 import inspect
 import re
 
@@ -183,12 +182,9 @@ def pytest_generate_tests(metafunc):
 def _builder(name):
     """(the family's builder, the keywords bound to it) of a registered model: a
     functools.partial's, or those of the function cnnkit.registry.register binds the model's
-    table row to (its closure holds `builder` and `args`, the row's key)."""
+    table row to (its `func`, with the row's key in `args`)."""
     builder = cnnkit.model_info(name).builder
-    if isinstance(builder, functools.partial):
-        return builder.func, builder.keywords
-    bound = inspect.getclosurevars(builder).nonlocals
-    return bound.get("builder", builder), {}
+    return getattr(builder, "func", builder), getattr(builder, "keywords", {})
 
 
 @pytest.mark.parametrize("name, base", SAME_BUILDER_AS.items())

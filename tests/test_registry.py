@@ -129,8 +129,7 @@ def test_every_classifier_declares_taps_and_the_others_say_why_not():
                "classification"]
     assert missing == []
     assert [name for name in cnnkit.list_models() if not cnnkit.model_info(name).taps] == [
-        "fcn32s", "fcn16s", "fcn8s", "unet", "unet_plusplus", "bisenet", "dfanet", "dfanet_b",
-        "fpn", "hourglass", "thundernet_features"]
+        "bisenet", "fpn", "hourglass"]
 
 
 def test_tap_layers_finds_the_declared_layers_and_refuses_a_missing_one():

@@ -40,14 +40,14 @@ from keras import layers
 
 from cnnkit.blocks import classifier, conv_bn, resnet_stage
 from cnnkit.models import resnet  # noqa: F401  (registers resnet50, whose taps come first)
-from cnnkit.registry import Tap, build, model_info, register
+from cnnkit.registry import Tap, build, model_info, register, tap_layers
 from cnnkit.validation import check_args, load_weights, model_inputs
 
 __all__ = ["detnet59", "dilated_bottleneck", "DETNET59_STAGES"]
 
 # (bottleneck width, output channels, blocks, dilation) of stage 5 and stage 6, Table 1
 DETNET59_STAGES = ((256, 1024, 3, 2), (256, 1024, 3, 2))
-STAGE4_TAP = "conv4_block6_out"  # ResNet-50's last block of stage 4 (conv4_x)
+STAGE4 = "conv4"  # ResNet-50's declared tap after its stage 4 (conv4_x), stride 16
 
 
 def dilated_bottleneck(x, width, filters, *, dilation, name, project=False):
@@ -81,7 +81,8 @@ def detnet59(include_top=True, weights=None, input_tensor=None, input_shape=None
                       input_tensor=input_tensor, input_shape=input_shape, pooling=pooling,
                       classes=classes, classifier_activation=classifier_activation)
     inputs, x = model_inputs(input_tensor, args.input_shape)
-    x = build("resnet50", include_top=False, input_tensor=x).get_layer(STAGE4_TAP).output
+    backbone = build("resnet50", include_top=False, input_tensor=x)
+    x = tap_layers(backbone, "resnet50", stages=[STAGE4])[STAGE4].output
     for stage, (width, filters, blocks, dilation) in enumerate(DETNET59_STAGES, start=5):
         # Bottleneck B, the first block, projects its shortcut; no block strides (strides=None).
         x = resnet_stage(x, dilated_bottleneck, blocks, first=dict(project=True),

@@ -36,14 +36,16 @@ do not reach: the public re-implementations of them have about 2M for A too.
 A separable convolution is ReLU, 3x3 depthwise, 1x1 pointwise, BatchNorm; the other layers are
 conv-BN-ReLU without bias but the last, `decoder_logits`, which has a bias and no BatchNorm.
 Taps: a stage's last block `b{k}_enc{i}_block{n}_out` (e.g. `b1_enc2_block4_out`,
-`b1_enc3_block6_out`, `b1_enc4_block4_out`) and backbone k's output `b{k}_fca_scale`.
+`b1_enc3_block6_out`, `b1_enc4_block4_out`) and backbone k's output `b{k}_fca_scale`. The
+registry declares conv1 (`conv1_relu`) and backbone 1's: b1_enc2, b1_enc3, b1_enc4, b1_fca
+(strides 2, 4, 8, 16, 16).
 """
 
 import keras
 from keras import layers
 
 from cnnkit.blocks import conv_bn
-from cnnkit.registry import register
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, check_multiple, load_weights, model_inputs
 
 __all__ = ["dfanet", "ARCHITECTURES", "separable_conv", "xception_block", "encoder_stage",
@@ -182,12 +184,17 @@ def dfanet(arch, weights=None, input_tensor=None, input_shape=None, classes=19,
     return load_weights(keras.Model(inputs, outputs, name=name or arch), weights)
 
 
-# No taps: the three backbones run side by side and feed each other, so no layer ends a stage of
-# the whole network.
+# Taps: conv1 and backbone 1's stages (Table 1's enc2..enc4 and fc attention). Backbones 2 and 3
+# are not tapped: each starts again from an upsampled map (b2's enc2 is at stride 8, after b1's
+# fc attention at 16) and reads the one before, so they and the decoder are what follows.
 DFANET = dict(family="dfanet",
               paper="DFANet: Deep Feature Aggregation for Real-Time Semantic Segmentation",
               year=2019, input_shape=(1024, 1024, 3), min_size=STRIDE, classes=19,
-              task="segmentation")
+              task="segmentation",
+              taps=(Tap("conv1", "conv1_relu", 2),
+                    *(Tap(f"b1_enc{i}", f"b1_enc{i}_block{depth}_out", 2 ** i)
+                      for i, depth in zip((2, 3, 4), DEPTHS)),
+                    Tap("b1_fca", "b1_fca_scale", 16)))
 
 _builder = dfanet  # the model named "dfanet" (DFANet A) takes the builder's name
 dfanet = register("dfanet", _builder, "dfanet", **DFANET, params=ARCHITECTURES["dfanet"]["params"])

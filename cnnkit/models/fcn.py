@@ -26,13 +26,17 @@ parameters for 21 classes (PASCAL VOC, background included):
 The fixed upsamplings' weights (in brackets) are saved but not trained. Trainable parameters:
 fcn32s 134,346,581, fcn16s 134,364,410, fcn8s 134,376,863. fc6 holds 7*7*512*4096 + 4096 =
 25088*4096 + 4096 parameters, exactly VGG16's fc1, and fc7 exactly fc2's.
+
+Taps: the paper's pool1..pool5 (Fig. 3), VGG16's `block1_pool`..`block5_pool` (strides 2..32);
+the skips read pool4 and pool3.
 """
 
 import keras
 from keras import layers
 
 from cnnkit.layers import BilinearUpsampling
-from cnnkit.registry import build, register
+from cnnkit.models import vgg  # noqa: F401  (registers vgg16, whose taps are FCN's)
+from cnnkit.registry import Tap, build, model_info, register, tap_layers
 from cnnkit.validation import check_args, check_multiple, load_weights, model_inputs
 
 __all__ = ["fcn", "fcn32s", "fcn16s", "fcn8s", "FCN_CONFIGS", "bilinear_upsampling"]
@@ -44,9 +48,9 @@ FCN_CONFIGS = {
     "fcn8s": (8, 134_376_863),
 }
 
-# The skips, coarse to fine: (stride, VGG16 layer tapped, Caffe's names of the pool and of the
+# The skips, coarse to fine: (stride, VGG16's declared tap, Caffe's names of the pool and of the
 # 2x upsampling that brings the coarser scores to it).
-SKIPS = ((16, "block4_pool", "pool4", "upscore2"), (8, "block3_pool", "pool3", "upscore_pool4"))
+SKIPS = ((16, "block4", "pool4", "upscore2"), (8, "block3", "pool3", "upscore_pool4"))
 
 
 def bilinear_upsampling(x, factor, *, name, trainable=True):
@@ -106,13 +110,14 @@ def fcn(config, /, weights=None, input_tensor=None, input_shape=None, classes=21
                    "upsampled scores line up with the skips and the image")
     inputs, x = model_inputs(input_tensor, args.input_shape)
     vgg = build("vgg16", include_top=False, input_tensor=x)
-    x = convolutionalized_classifier(vgg.get_layer("block5_pool").output, args.classes)
+    taps = tap_layers(vgg, "vgg16")  # {"block1": its pool layer, ..., "block5": ...}
+    x = convolutionalized_classifier(taps["block5"].output, args.classes)
     for skip_stride, tap, pool, upscore in SKIPS:
         if skip_stride < stride:
             break
         x = bilinear_upsampling(x, 2, name=upscore)
         score = layers.Conv2D(args.classes, 1, kernel_initializer="zeros",
-                              name=f"score_{pool}")(vgg.get_layer(tap).output)
+                              name=f"score_{pool}")(taps[tap].output)
         x = layers.Add(name=f"fuse_{pool}")([x, score])
     x = bilinear_upsampling(x, stride, name="upscore" if stride == 32 else f"upscore{stride}",
                             trainable=False)
@@ -120,10 +125,11 @@ def fcn(config, /, weights=None, input_tensor=None, input_shape=None, classes=21
     return load_weights(keras.Model(inputs, x, name=name), weights)
 
 
-# No taps of their own: the encoder is the registered vgg16, whose block3..block5 taps are the
-# paper's pool3..pool5.
+# Taps: the registered vgg16's block1..block5 taps, under the paper's names pool1..pool5.
 FCN = dict(family="fcn", paper="Fully Convolutional Networks for Semantic Segmentation",
-           year=2015, input_shape=(224, 224, 3), min_size=32, classes=21, task="segmentation")
+           year=2015, input_shape=(224, 224, 3), min_size=32, classes=21, task="segmentation",
+           taps=tuple(Tap(f"pool{b}", tap.layer, tap.stride)
+                      for b, tap in enumerate(model_info("vgg16").taps, start=1)))
 
 fcn32s = register("fcn32s", fcn, "fcn32s", **FCN, params=FCN_CONFIGS["fcn32s"][1])
 fcn16s = register("fcn16s", fcn, "fcn16s", **FCN, params=FCN_CONFIGS["fcn16s"][1])

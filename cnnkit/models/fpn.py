@@ -109,8 +109,11 @@ def _check_options(backbone, channels, p6, input_shape):
                    "pathway lands on the next level's size")
 
 
-# No taps of its own: the pyramid's levels are its outputs. The count is resnet50 headless
-# (23,508,032) + four 1x1 laterals and four 3x3 outputs with d = 256 (3,344,384).
+# No taps of its own: the pyramid's levels are its outputs, built top-down (P5 comes before
+# P2..P4 in the graph, and they read upsampled maps), so as taps from input to output their
+# strides would fall; C2..C5 are the backbone's layers, whose names `backbone` changes. The count
+# is resnet50 headless (23,508,032) + four 1x1 laterals and four 3x3 outputs with d = 256
+# (3,344,384).
 fpn = register("fpn", fpn, family="fpn", paper="Feature Pyramid Networks for Object Detection",
                year=2017, input_shape=(224, 224, 3), min_size=STRIDE, params=26_852_416,
                task="features")

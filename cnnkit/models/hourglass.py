@@ -154,8 +154,10 @@ def _check_options(stacks, order, input_shape):
                    "upsampled map must match the one it is added to; or lower `order`")
 
 
-# No taps: the network is its stacks' heatmaps. Its count leaves out the convolution biases
-# BatchNorm cancels (the Torch model has 64,448 more: 25,434,112).
+# No taps: the network is its stacks' heatmaps, `stack{s}_heatmaps` (stride 4), but `stacks`
+# sets how many there are and taps are one fixed tuple, which would name layers a model of
+# fewer stacks lacks. Its count leaves out the convolution biases BatchNorm cancels (the Torch
+# model has 64,448 more: 25,434,112).
 hourglass = register("hourglass", stacked_hourglass, family="hourglass",
                      paper="Stacked Hourglass Networks for Human Pose Estimation", year=2016,
                      input_shape=(256, 256, 3), min_size=64, classes=16, params=25_369_664,

@@ -33,7 +33,8 @@ sums 1x1 projections of C4, of C5 upsampled, and of C5's global average to 245 =
 channels; `rpn_features` is the RPN's 5x5 depthwise + 1x1 of 256; `spatial_attention` (SAM)
 reweights CEM's map by a sigmoid of the RPN features. `large_separable_conv` is Light-Head
 R-CNN's k x 1 / 1 x k pair of branches, the head ThunderNet makes thin. `thundernet_features`
-is SNet146 + CEM + RPN + SAM at 320x320: the map the detector's PSRoI align reads.
+is SNet146 + CEM + RPN + SAM at 320x320: the map the detector's PSRoI align reads; its taps are
+SNet's conv1, stage2, stage3 (C4), then `cem_out`, `rpn_pw_relu` and `sam_out` (stride 16).
 """
 
 import numbers
@@ -43,7 +44,7 @@ from keras import layers
 
 from cnnkit.blocks import classifier, conv_bn, depthwise_conv_bn
 from cnnkit.models.shufflenet import UNITS, shufflenet_v2_unit, stage_taps, stem
-from cnnkit.registry import build, model_info, register, tap_layers
+from cnnkit.registry import Tap, build, model_info, register, tap_layers
 from cnnkit.validation import check_args, check_multiple, load_weights, model_inputs
 
 __all__ = ["SNET_ARCHITECTURES", "snet", "thundernet_features", "context_enhancement",
@@ -211,10 +212,15 @@ def _c5(arch):
 snet49 = register("snet49", snet, "snet49", **_info("snet49"))
 snet146 = register("snet146", snet, "snet146", **_info("snet146"))
 snet535 = register("snet535", snet, "snet535", **_info("snet535"))
-# No taps of its own: its output is the one map the detector reads.
+# Taps: SNet's up to Stage3 (C4, stride 16; the same layers in every SNet), then CEM, the RPN's
+# shared layer and SAM (Fig. 2), all at stride 16; the output is SAM's. Stage4 (C5, stride 32)
+# is not tapped, as CEM's 16 after it would make the strides fall: only CEM reads C5, so its
+# units end in the `cem` stage.
 thundernet_features = register("thundernet_features", thundernet_features, family="thundernet",
                                paper=PAPER, year=2019, input_shape=(320, 320, 3), min_size=32,
-                               params=1_500_940, task="features")
+                               params=1_500_940, task="features",
+                               taps=(*model_info("snet146").taps[:3], Tap("cem", "cem_out", 16),
+                                     Tap("rpn", "rpn_pw_relu", 16), Tap("sam", "sam_out", 16)))
 
 # The layers ThunderNet reads as C4 (stride 16) and C5 (stride 32), from the taps.
 C4_LAYER = model_info("snet146").tap("stage3").layer

@@ -18,12 +18,16 @@ then `predictions`, a 1x1 convolution to the 2 classes with soft-max: 388x388x2.
 23 convolutional layers and 31,030,658 trainable parameters. Each unpadded 3x3 convolution
 loses a pixel on each side, so the output (388) is the input (572) less 184 pixels of context:
 the paper segments a large image tile by tile, mirroring its border ("overlap-tile").
+Taps: the contracting path's levels, `down1_conv2`, `down2_conv2`, `down3_conv2`,
+`down4_dropout`, `down5_dropout` (the maps the skips and the next level read; strides 1..16).
 
 U-Net++ (Zhou, Rahman Siddiquee, Tajbakhsh and Liang, 2018) nests U-Nets of depth 1 to 4 that
 share one encoder: node X^{i,j} (`xij_*`, i the level, j the column) is a conv block on
 [X^{i,0}, ..., X^{i,j-1}, up-conv(X^{i+1,j-1})], so the skips are dense and pass through
 convolutions; filters (32, 64, 128, 256, 512) per level, "same" padding; X^{0,4} gives the
-output, and with deep supervision X^{0,1} .. X^{0,3} give one each as well.
+output, and with deep supervision X^{0,1} .. X^{0,3} give one each as well. Taps: the encoder
+nodes X^{0,0} .. X^{4,0}, `x00_conv2` .. `x40_conv2` (strides 1..16; their `_dropout2`, when
+dropout > 0, follows).
 
 Both builders take `filters`, the first level's width (U-Net's 64, U-Net++'s 32); each level
 doubles it. A narrower network (filters=16: 1/16 of the parameters and of the multiply-adds)
@@ -35,7 +39,7 @@ import numbers
 import keras
 from keras import layers
 
-from cnnkit.registry import register
+from cnnkit.registry import Tap, register
 from cnnkit.validation import check_args, check_multiple, load_weights, model_inputs
 
 __all__ = ["unet", "unet_plusplus", "conv_block", "up_conv", "UNET_FILTERS",
@@ -206,13 +210,19 @@ def unet_plusplus(weights=None, input_tensor=None, input_shape=None, classes=2,
     return load_weights(model, weights)
 
 
-# No taps: these are whole segmentation networks, not backbones another network reads (their
-# levels and layer names are in the tables above).
+# Taps: the contracting path's levels (the encoder's), strides 1..16. The expanding path is not
+# tapped: its strides fall (8 back to 1), so it is what follows the last tap (the head).
+UNET_TAPS = tuple(Tap(f"down{level}", f"down{level}_{'dropout' if level >= 4 else 'conv2'}",
+                      2 ** (level - 1)) for level in range(1, 6))
+# U-Net++'s encoder nodes X^{i,0}: `_conv2`, present at every `dropout` (`_dropout2` is not at 0).
+UNET_PLUSPLUS_TAPS = tuple(Tap(f"x{i}0", f"x{i}0_conv2", 2 ** i) for i in range(5))
+
 unet = register("unet", unet, family="unet",
                 paper="U-Net: Convolutional Networks for Biomedical Image Segmentation", year=2015,
                 input_shape=(572, 572, 1), min_size=16, classes=2, params=31_030_658,
-                task="segmentation")
+                task="segmentation", taps=UNET_TAPS)
 unet_plusplus = register(
     "unet_plusplus", unet_plusplus, family="unet",
     paper="UNet++: A Nested U-Net Architecture for Medical Image Segmentation", year=2018,
-    input_shape=(96, 96, 1), min_size=16, classes=2, params=9_041_634, task="segmentation")
+    input_shape=(96, 96, 1), min_size=16, classes=2, params=9_041_634, task="segmentation",
+    taps=UNET_PLUSPLUS_TAPS)
