@@ -1,18 +1,23 @@
 """Exercises come from solutions/ and fail until the learner writes the answer.
 
 That every solution passes its graders, and every untouched exercise fails each of them, is
-checked by nbgrader itself in tests/test_nbgrader.py.
+checked by nbgrader itself in tests/test_nbgrader.py, which autogrades every solution but only
+two untouched releases; every untouched exercise is graded here, in this process.
 """
 
+import contextlib
+import io
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from cnnkit.course.exercises import generate, make_exercise
+from cnnkit.course.grading.core import GradeFailure
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+EXERCISES = sorted((ROOT / "exercises").glob("*.ipynb"))
 
 
 def test_every_lesson_with_a_solution_has_its_exercise_and_nothing_else():
@@ -41,6 +46,67 @@ def test_solutions_carry_nbgrader_metadata(path):
     assert all(c.metadata["nbgrader"]["locked"] for c in graders)
     ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
     assert len(ids) == len(set(ids))
+
+
+def _role(cell):
+    meta = cell.metadata.get("nbgrader", {})
+    return "grade" if meta.get("grade") else "answer" if meta.get("solution") else None
+
+
+def graded_in_process(nb, name):
+    """Run an exercise's grading without a kernel: its set-up cells (those before the first
+    answer), then in order each answer cell (a released one raises NotImplementedError where a
+    value is asked for: the learner's to remove) and each grade cell. The lesson's own cells
+    between them are not run. Returns (grade cell, what it printed, the GradeFailure or None)."""
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    first_answer = next(i for i, c in enumerate(cells) if _role(c) == "answer")
+    namespace = {"__name__": "__main__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for cell in cells[:first_answer]:
+            assert not cell.source.lstrip().startswith(("%", "!")), "a magic: run it in a kernel"
+            exec(compile(cell.source, f"{name} set-up", "exec"), namespace)
+    verdicts = []
+    for cell in cells[first_answer:]:
+        if _role(cell) == "answer":
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):
+                    exec(compile(cell.source, f"{name} answer", "exec"), namespace)
+            except NotImplementedError:
+                pass
+        elif _role(cell) == "grade":
+            out, failure = io.StringIO(), None
+            try:
+                with contextlib.redirect_stdout(out):
+                    exec(compile(cell.source, f"{name} grade", "exec"), namespace)
+            except GradeFailure as raised:
+                failure = raised
+            verdicts.append((cell.source.strip(), out.getvalue(), failure))
+    assert len(verdicts) == len(grader_cells(nb)) > 0
+    return verdicts
+
+
+@pytest.mark.parametrize("path", EXERCISES, ids=lambda p: p.stem)
+def test_an_untouched_exercise_fails_each_grade_cell_as_not_implemented(path):
+    """What bob's untouched release gets from nbgrader (tests/test_nbgrader.py autogrades two
+    of them), for every exercise and in this process: each grade cell prints one FAIL saying
+    "not implemented yet" and raises GradeFailure (an AssertionError, so "Run all" stops).
+    Some solutions' answers need the lesson's cells between (lesson 03's report reads its
+    trajectory), so the solutions are graded in a kernel, by nbgrader; the control below
+    grades one that needs none."""
+    for source, printed, failure in graded_in_process(nbformat.read(path, as_version=4),
+                                                      path.name):
+        assert failure is not None and "not implemented yet" in str(failure), (source, printed)
+        assert printed.count("❌ FAIL") == 1 and "not implemented yet" in printed, (
+            source, printed)
+
+
+def test_graded_in_process_passes_a_solution():
+    """The control: lesson 02's solution (answers that need no lesson cell between) passes
+    each grade cell graded the same way, so the test above fails on answered exercises."""
+    path = ROOT / "solutions" / "02_building_blocks.ipynb"
+    verdicts = graded_in_process(nbformat.read(path, as_version=4), path.name)
+    assert [(failure, printed[:6]) for _, printed, failure in verdicts] == [
+        (None, "✅ PASS")] * 3
 
 
 def code_nb(*sources, markdown=()):

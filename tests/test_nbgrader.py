@@ -3,7 +3,11 @@
 One course, one assignment ("lab") holding every solution notebook, three students (alice goes
 through nbgrader's exchange as this machine's user; the others' files are dropped into submitted/):
 - alice submits the solutions: full marks on every notebook, and no cell errs;
-- bob submits the release untouched: 0 on every grade cell, each saying "not implemented yet";
+- bob submits two notebooks of the release untouched: 0 on each of their grade cells, each saying
+  "not implemented yet", and 0 for the notebooks he left out (nbgrader's rule); that every
+  untouched exercise fails each grade cell so is checked without a kernel, in
+  tests/test_exercises.py (all 17 here were 15 more kernels: this fixture took 435 s of CI
+  before, 374 s after, on machines whose speed drifts by some 10%, 2026-12-03);
 - carol submits one typical wrong answer per graded function: 0 on that cell, with the grader's
   reason in its output.
 `nbgrader validate` passes every solution and fails every untouched release. No grade cell has
@@ -32,6 +36,8 @@ pytest.importorskip("nbgrader", reason="nbgrader is in the test extra: pip insta
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
 VALIDATED = [SOLUTIONS[0], SOLUTIONS[-1]]  # by `nbgrader validate` (the first and the newest)
+# bob's submission: answers that are functions and a value (02's prediction), and the newest
+UNTOUCHED = [ROOT / "solutions" / "02_building_blocks.ipynb", SOLUTIONS[-1]]
 BIN = Path(sys.executable).parent  # nbgrader from the environment that has cnnkit and its kernel
 
 # One typical mistake per graded function: (text of the solution, what carol wrote instead).
@@ -193,7 +199,10 @@ def course(tmp_path_factory):
         if student == "alice":
             nbgrader("submit", "lab", cwd=home)
         else:
-            shutil.copytree(home / "lab", root / "submitted" / student_id / "lab")
+            kept = UNTOUCHED if student == "bob" else SOLUTIONS
+            shutil.copytree(home / "lab", root / "submitted" / student_id / "lab",
+                            ignore=lambda _, names: [n for n in names if n.endswith(".ipynb")
+                                                     and n not in {p.name for p in kept}])
     nbgrader("collect", "lab", cwd=root)
     # Validation reads notebooks only, so it runs beside the autograder: one `nbgrader validate`
     # over two solutions, one over the same two untouched releases. Validating runs each
@@ -284,9 +293,12 @@ def test_solutions_get_full_marks_and_no_cell_errs(course):
 
 
 def test_untouched_releases_get_zero_on_every_grade_cell(course):
-    for name, (cells, score, _) in scores(course, "bob").items():
+    got = scores(course, "bob")
+    assert sorted(got) == [p.stem for p in SOLUTIONS]  # those left out are there too, with 0
+    for name, (cells, score, _) in got.items():
         assert score == 0 and set(cells.values()) == {0}, (name, cells)
-        nb = autograded(course, "bob")[name]
+    assert sorted(autograded(course, "bob")) == sorted(p.stem for p in UNTOUCHED)
+    for name, nb in autograded(course, "bob").items():
         for cell in grade_cells(nb):
             assert "❌ FAIL" in printed(cell) and "not implemented yet" in printed(cell), name
 
@@ -325,8 +337,9 @@ def test_validate_passes_solutions_and_fails_untouched_releases(course):
 def test_feedback_and_export(course):
     root = course["root"]
     for student in course["ids"].values():
+        submitted = UNTOUCHED if student == "bob" else SOLUTIONS
         assert sorted(p.stem for p in (root / "feedback" / student / "lab").glob("*.html")) == [
-            p.stem for p in SOLUTIONS]
+            p.stem for p in submitted]
     with open(root / "grades.csv", newline="") as f:
         rows = {row["student_id"]: row for row in csv.DictReader(f)}
     points = sum(len(grade_cells(nbformat.read(p, as_version=4))) for p in SOLUTIONS)
