@@ -79,3 +79,13 @@ def test_accuracy_counts_the_rows_whose_top_output_is_the_label():
     y = top.copy()
     y[:75] = (y[:75] + 1) % 3  # a quarter wrong, across two batches of 256
     assert accuracy(model, x, y) == 0.75 and accuracy(model, x, top, batch_size=7) == 1.0
+
+
+@pytest.mark.parametrize("backend, eager", [("tensorflow", True), ("jax", False),
+                                            ("torch", False)])
+def test_few_steps_run_eagerly_on_tensorflow_alone(monkeypatch, backend, eager):
+    """The `run_eagerly` lesson 07's auxiliary-head step uses, decided by the backend in use."""
+    from cnnkit.course.training import few_steps_eagerly
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: backend)
+    assert few_steps_eagerly() is eager
