@@ -1,4 +1,4 @@
-"""cnnkit.backend.gradient: backward passes a lesson can look at, on any backend."""
+"""cnnkit.backend: backward passes a lesson can look at, on any backend, and without_onednn."""
 
 import keras
 import numpy as np
@@ -22,3 +22,28 @@ def test_pooling_backward_passes():
     want = np.zeros((4, 4))
     want[1, 1], want[1, 3], want[3, 1], want[3, 3] = 1, 2, 3, 4  # each window's maximum
     np.testing.assert_allclose(top, want)
+
+
+def test_without_onednn_gives_a_strided_1x1_convolutions_exact_weight_gradient():
+    """The backward pass PyTorch 2.13.0's oneDNN aborts on (RepVGG's first 1x1 of stride 2, on
+    4 images of 3 channels), inside without_onednn(), against NumPy; oneDNN is back after it."""
+    from cnnkit.backend import without_onednn
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(4, 16, 16, 3)).astype("float32")
+    kernel = rng.normal(size=(1, 1, 3, 8)).astype("float32")
+    upstream = rng.normal(size=(4, 8, 8, 8)).astype("float32")
+    with without_onednn():
+        if keras.backend.backend() == "torch":
+            import torch
+
+            assert not torch.backends.mkldnn.enabled
+        got = gradient(lambda k: keras.ops.conv(keras.ops.convert_to_tensor(x), k, strides=2),
+                       kernel, upstream)
+    # Each output pixel (i, j) reads input pixel (2i, 2j): dL/dK[c, o] = sum x[.., c] * up[.., o]
+    expected = np.einsum("nijc,nijo->co", x[:, ::2, ::2, :], upstream)[None, None]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        assert torch.backends.mkldnn.enabled

@@ -63,6 +63,20 @@ def outputs(model, x):
     return [to_numpy(o) for o in keras.tree.flatten(model(x))]
 
 
+def weights_file_and_input_tensor_give_the_same_model(name, small, tmp_path, **options):
+    """Build `name` again on a tensor of the caller's and with `small`'s weights file (under
+    another seed): the input is that tensor, and every output equals small's."""
+    path = tmp_path / f"{name}.weights.h5"
+    small.save_weights(path)
+    keras.utils.set_random_seed(2)
+    image = keras.Input(shape=pattern_shape(name), name="my_image")
+    again = cnnkit.build(name, input_tensor=image, weights=str(path), **options)
+    assert again.inputs[0] is image
+    x = batch(pattern_shape(name), seed=3)
+    for a, b in zip(outputs(again, x), outputs(small, x), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def all_layers(model):
     """The layers of `model`, nested models opened."""
     for layer in model.layers:
@@ -349,14 +363,8 @@ class ModelPattern(EveryModel):
 
     @builder_check
     def test_weights_file_and_input_tensor_arguments(self, name, small, tmp_path):
-        path = tmp_path / f"{name}.weights.h5"
-        small.save_weights(path)
-        keras.utils.set_random_seed(2)
-        image = keras.Input(shape=pattern_shape(name), name="my_image")
-        again = cnnkit.build(name, input_tensor=image, classes=CLASSES, weights=str(path))
-        assert again.inputs[0] is image
-        x = batch(pattern_shape(name), seed=3)
-        np.testing.assert_array_equal(to_numpy(again(x)), to_numpy(small(x)))
+        weights_file_and_input_tensor_give_the_same_model(name, small, tmp_path,
+                                                          classes=CLASSES)
 
 
     @builder_check
@@ -425,15 +433,8 @@ class MapPattern(EveryModel):
 
     @builder_check
     def test_weights_file_and_input_tensor_arguments(self, name, small, tmp_path):
-        path = tmp_path / f"{name}.weights.h5"
-        small.save_weights(path)
-        keras.utils.set_random_seed(2)
-        image = keras.Input(shape=pattern_shape(name), name="my_image")
-        again = cnnkit.build(name, input_tensor=image, weights=str(path), **map_options(name))
-        assert again.inputs[0] is image
-        x = batch(pattern_shape(name), seed=3)
-        for a, b in zip(outputs(again, x), outputs(small, x), strict=True):
-            np.testing.assert_array_equal(a, b)
+        weights_file_and_input_tensor_give_the_same_model(name, small, tmp_path,
+                                                          **map_options(name))
 
     @builder_check
     def test_one_training_step_changes_every_trainable_weight(self, name, small):
